@@ -289,11 +289,14 @@ def to_numpy(x: Array) -> np.ndarray:
         return x.detach().cpu().numpy()
     if array_api_compat.is_cupy_array(x):
         return x.get()
-    if array_api_compat.is_array_api_strict_obj(x):
-        import array_api_strict
-
-        cpu = array_api_strict.Device("CPU_DEVICE")
-        return np.asarray(array_api_strict.asarray(x, device=cpu, copy=True)._array)
+    if array_api_compat.is_jax_array(x):
+        return np.asarray(x)
+    xp = array_api_compat.array_namespace(x)
+    if array_api_compat.is_array_api_strict_namespace(xp):
+        # The strict library refuses implicit conversion; move to its CPU device and
+        # hand the buffer over through DLPack.
+        cpu = xp.Device("CPU_DEVICE")
+        return np.from_dlpack(xp.asarray(x, device=cpu, copy=True))
     return np.asarray(x)
 
 

@@ -240,7 +240,13 @@ def _broadcast_arrays(*arrays: Any) -> list[Any]:
 
 
 def _flip(x: Any, /, *, axis: int | tuple[int, ...] | None = None) -> Any:
-    return anp.flip(x, axis=axis)
+    # autograd's flip has no VJP; a reversed slice does.
+    ndim = anp.ndim(x)
+    axes = range(ndim) if axis is None else ((axis,) if isinstance(axis, int) else axis)
+    index = [slice(None)] * ndim
+    for a in axes:
+        index[a % ndim] = slice(None, None, -1)
+    return x[tuple(index)]
 
 
 def _roll(x: Any, /, shift: int | tuple[int, ...], *, axis: int | tuple[int, ...] | None = None) -> Any:
@@ -321,15 +327,22 @@ def _sort(x: Any, /, *, axis: int = -1, descending: bool = False, stable: bool =
     order = np.argsort(getval(x), axis=axis, kind="stable")
     if descending:
         order = np.flip(order, axis=axis)
-    return anp.take_along_axis(x, order, axis=axis)
+    return _take_along_axis(x, order, axis=axis)
 
 
 def _take(x: Any, indices: Any, /, *, axis: int | None = None) -> Any:
-    return anp.take(x, getval(indices), axis=axis)
+    # autograd's take has no VJP; advanced indexing has one.
+    if axis is None:
+        return anp.reshape(x, (-1,))[getval(indices)]
+    index = (slice(None),) * (axis % anp.ndim(x)) + (getval(indices),)
+    return x[index]
 
 
 def _take_along_axis(x: Any, indices: Any, /, *, axis: int = -1) -> Any:
-    return anp.take_along_axis(x, getval(indices), axis=axis)
+    raw = np.asarray(getval(indices))
+    grids = list(np.indices(raw.shape, sparse=True))
+    grids[axis % raw.ndim] = raw
+    return x[tuple(grids)]
 
 
 def _sign(x: Any, /) -> Any:
