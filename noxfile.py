@@ -61,4 +61,10 @@ def bench(session: nox.Session) -> None:
     """Run the benchmark harness (quick sizes unless arguments say otherwise)."""
     session.install(TORCH_CPU)
     session.install("-e", ".[test,torch,jax,plot]")
-    session.run("python", "-m", "surrogate_natgrad", "bench", *(session.posargs or ["all", "--size", "quick"]))
+    session.run(
+        "python",
+        "-m",
+        "surrogate_natgrad",
+        "bench",
+        *(session.posargs or ["all", "--size", "quick"]),
+    )

@@ -43,7 +43,7 @@ def _load(name: str):
         try:
             if cupy.cuda.runtime.getDeviceCount() < 1:
                 pytest.skip("no CUDA device")
-        except Exception:  # noqa: BLE001 - any CUDA failure means no usable GPU
+        except Exception:
             pytest.skip("no CUDA device")
         import array_api_compat.cupy as mod
 

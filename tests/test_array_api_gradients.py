@@ -22,12 +22,28 @@ def _spd(xp, v):
 
 CASES = {
     "abs": lambda xp, v: xp.sum(xp.abs(v)),
-    "exp_log_log1p_expm1": lambda xp, v: xp.sum(xp.exp(v) + xp.log(v * v + 1) + xp.log1p(v * v) + xp.expm1(v)),
+    "exp_log_log1p_expm1": lambda xp, v: xp.sum(
+        xp.exp(v) + xp.log(v * v + 1) + xp.log1p(v * v) + xp.expm1(v)
+    ),
     "sqrt_square": lambda xp, v: xp.sum(xp.sqrt(v * v + 1.0) + xp.square(v)),
-    "trig": lambda xp, v: xp.sum(xp.sin(v) * xp.cos(v) + xp.tanh(v) + xp.tan(0.1 * v) + xp.sinh(0.1 * v) + xp.cosh(0.1 * v)),
-    "inverse_trig": lambda xp, v: xp.sum(xp.atan(v) + xp.asinh(v) + xp.acos(0.1 * xp.tanh(v)) + xp.asin(0.1 * xp.tanh(v)) + xp.atan2(v, 2.0 + v * v) + xp.atanh(0.5 * xp.tanh(v))),
+    "trig": lambda xp, v: xp.sum(
+        xp.sin(v) * xp.cos(v) + xp.tanh(v) + xp.tan(0.1 * v) + xp.sinh(0.1 * v) + xp.cosh(0.1 * v)
+    ),
+    "inverse_trig": lambda xp, v: xp.sum(
+        xp.atan(v)
+        + xp.asinh(v)
+        + xp.acos(0.1 * xp.tanh(v))
+        + xp.asin(0.1 * xp.tanh(v))
+        + xp.atan2(v, 2.0 + v * v)
+        + xp.atanh(0.5 * xp.tanh(v))
+    ),
     "pow": lambda xp, v: xp.sum(xp.pow(v * v + 1.0, 1.5) + xp.pow(2.0, v)),
-    "divide_multiply": lambda xp, v: xp.sum(xp.divide(v, v * v + 2.0) * xp.multiply(v, 3.0) - xp.subtract(v, 1.0) + xp.add(v, 2.0) + xp.negative(v)),
+    "divide_multiply": lambda xp, v: xp.sum(
+        xp.divide(v, v * v + 2.0) * xp.multiply(v, 3.0)
+        - xp.subtract(v, 1.0)
+        + xp.add(v, 2.0)
+        + xp.negative(v)
+    ),
     "maximum_minimum": lambda xp, v: xp.sum(xp.maximum(v, 0.3) + xp.minimum(v, -0.2)),
     "where": lambda xp, v: xp.sum(xp.where(v > 0, v * v, -v)),
     "clip": lambda xp, v: xp.sum(xp.clip(v, -0.5, 0.5) * v),
@@ -35,19 +51,39 @@ CASES = {
     "hypot": lambda xp, v: xp.sum(xp.hypot(v, 1.0 + v * v)),
     "reductions": lambda xp, v: xp.sum(v) + xp.prod(v[:4]) + xp.mean(v * v) + xp.max(v) + xp.min(v),
     "std_var": lambda xp, v: xp.std(v, correction=1) + xp.var(v),
-    "reductions_axis": lambda xp, v: xp.sum(xp.mean(xp.reshape(v[:12], (3, 4)), axis=0, keepdims=True) ** 2),
-    "reshape_permute": lambda xp, v: xp.sum(xp.permute_dims(xp.reshape(v[:12], (3, 4)), (1, 0))[0] ** 2),
+    "reductions_axis": lambda xp, v: xp.sum(
+        xp.mean(xp.reshape(v[:12], (3, 4)), axis=0, keepdims=True) ** 2
+    ),
+    "reshape_permute": lambda xp, v: xp.sum(
+        xp.permute_dims(xp.reshape(v[:12], (3, 4)), (1, 0))[0] ** 2
+    ),
     "expand_squeeze": lambda xp, v: xp.sum(xp.squeeze(xp.expand_dims(v, axis=0), axis=0) ** 3),
-    "concat_stack": lambda xp, v: xp.sum(xp.concat([v, 2 * v], axis=0) ** 2) + xp.sum(xp.stack([v, v * v], axis=1)[:, 1]),
+    "concat_stack": lambda xp, v: (
+        xp.sum(xp.concat([v, 2 * v], axis=0) ** 2) + xp.sum(xp.stack([v, v * v], axis=1)[:, 1])
+    ),
     "unstack": lambda xp, v: xp.sum(xp.unstack(xp.reshape(v[:12], (3, 4)), axis=1)[2] ** 2),
-    "broadcast_to": lambda xp, v: xp.sum(xp.broadcast_to(v[None, :], (3, v.shape[0])) * xp.reshape(xp.arange(3 * v.shape[0], dtype=v.dtype), (3, v.shape[0]))),
-    "broadcast_arrays": lambda xp, v: xp.sum(xp.broadcast_arrays(v[:, None], v[None, :])[0] * xp.broadcast_arrays(v[:, None], v[None, :])[1] ** 2),
+    "broadcast_to": lambda xp, v: xp.sum(
+        xp.broadcast_to(v[None, :], (3, v.shape[0]))
+        * xp.reshape(xp.arange(3 * v.shape[0], dtype=v.dtype), (3, v.shape[0]))
+    ),
+    "broadcast_arrays": lambda xp, v: xp.sum(
+        xp.broadcast_arrays(v[:, None], v[None, :])[0]
+        * xp.broadcast_arrays(v[:, None], v[None, :])[1] ** 2
+    ),
     "flip_roll": lambda xp, v: xp.sum(xp.flip(v, axis=0) * v) + xp.sum(xp.roll(v, 2) * v),
-    "tile_repeat": lambda xp, v: xp.sum(xp.tile(v[:3], (2,)) * xp.repeat(v[:3], 2) * xp.arange(6, dtype=v.dtype)),
-    "moveaxis": lambda xp, v: xp.sum(xp.moveaxis(xp.reshape(v[:12], (2, 3, 2)), 0, -1)[..., 0] ** 2),
-    "matmul_transpose": lambda xp, v: xp.sum(xp.matmul(xp.reshape(v[:6], (2, 3)), xp.matrix_transpose(xp.reshape(v[6:12], (2, 3)))) ** 2),
+    "tile_repeat": lambda xp, v: xp.sum(
+        xp.tile(v[:3], (2,)) * xp.repeat(v[:3], 2) * xp.arange(6, dtype=v.dtype)
+    ),
+    "moveaxis": lambda xp, v: xp.sum(
+        xp.moveaxis(xp.reshape(v[:12], (2, 3, 2)), 0, -1)[..., 0] ** 2
+    ),
+    "matmul_transpose": lambda xp, v: xp.sum(
+        xp.matmul(xp.reshape(v[:6], (2, 3)), xp.matrix_transpose(xp.reshape(v[6:12], (2, 3)))) ** 2
+    ),
     "vecdot": lambda xp, v: xp.vecdot(v, v * v),
-    "tensordot": lambda xp, v: xp.sum(xp.tensordot(xp.reshape(v[:6], (2, 3)), xp.reshape(v[6:12], (3, 2)), axes=1) ** 2),
+    "tensordot": lambda xp, v: xp.sum(
+        xp.tensordot(xp.reshape(v[:6], (2, 3)), xp.reshape(v[6:12], (3, 2)), axes=1) ** 2
+    ),
     "cumulative_sum": lambda xp, v: xp.sum(xp.cumulative_sum(v) ** 2),
     "cumulative_prod": lambda xp, v: xp.sum(xp.cumulative_prod(1.0 + 0.1 * v * v)),
     "sort": lambda xp, v: xp.sum(xp.sort(v) * xp.arange(v.shape[0], dtype=v.dtype)),
@@ -55,7 +91,9 @@ CASES = {
     "indexing": lambda xp, v: xp.sum(v[1:5] ** 2) + v[0] * v[-1],
     "astype": lambda xp, v: xp.sum(xp.astype(v, xp.float64) ** 2),
     "asarray_of_traced": lambda xp, v: xp.sum(xp.asarray(v) ** 2),
-    "tril_triu": lambda xp, v: xp.sum(xp.tril(xp.reshape(v[:9], (3, 3))) ** 2 + 2.0 * xp.triu(xp.reshape(v[:9], (3, 3)), k=1)),
+    "tril_triu": lambda xp, v: xp.sum(
+        xp.tril(xp.reshape(v[:9], (3, 3))) ** 2 + 2.0 * xp.triu(xp.reshape(v[:9], (3, 3)), k=1)
+    ),
     "full_like_zeros_like": lambda xp, v: xp.sum((v + xp.zeros_like(v) + xp.ones_like(v)) ** 2),
     "sign_floor": lambda xp, v: xp.sum(v * xp.sign(v) + xp.floor(v)),
     "linalg.cholesky": lambda xp, v: xp.sum(xp.linalg.cholesky(_spd(xp, v)) ** 2),
@@ -65,7 +103,9 @@ CASES = {
     "linalg.det": lambda xp, v: xp.linalg.det(_spd(xp, v)),
     "linalg.eigh": lambda xp, v: xp.sum(xp.linalg.eigh(_spd(xp, v))[0] ** 2),
     "linalg.eigvalsh": lambda xp, v: xp.sum(xp.log(xp.linalg.eigvalsh(_spd(xp, v)))),
-    "linalg.diagonal_trace": lambda xp, v: xp.sum(xp.linalg.diagonal(_spd(xp, v)) ** 2) + xp.linalg.trace(_spd(xp, v)),
+    "linalg.diagonal_trace": lambda xp, v: (
+        xp.sum(xp.linalg.diagonal(_spd(xp, v)) ** 2) + xp.linalg.trace(_spd(xp, v))
+    ),
     "linalg.outer": lambda xp, v: xp.sum(xp.linalg.outer(v[:3], v[3:6]) ** 2),
     "linalg.vector_norm": lambda xp, v: xp.linalg.vector_norm(v) + xp.linalg.vector_norm(v, ord=1),
     "linalg.matrix_norm": lambda xp, v: xp.linalg.matrix_norm(xp.reshape(v[:9], (3, 3))),

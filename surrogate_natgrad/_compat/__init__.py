@@ -73,7 +73,9 @@ def _describe(value: object) -> str:
 def _library(value: object) -> str:
     if is_autograd_box(value) or isinstance(value, np.ndarray | np.generic):
         return "numpy"
-    return type(value).__module__.split(".")[0]
+    top = type(value).__module__.split(".")[0]
+    # Concrete JAX arrays live in ``jaxlib``, traced ones in ``jax``: one library.
+    return "jax" if top == "jaxlib" else top
 
 
 def namespace(*arrays: object, **named_arrays: object) -> Namespace:
@@ -109,7 +111,10 @@ def namespace(*arrays: object, **named_arrays: object) -> Namespace:
     present = [
         (label, value)
         for label, value in labelled
-        if value is not None and not isinstance(value, bool | int | float | complex)
+        # NumPy scalars (what arithmetic on 0-d NumPy arrays returns) subclass Python's
+        # float but are NumPy values: keep them.
+        if value is not None
+        and (isinstance(value, np.generic) or not isinstance(value, bool | int | float | complex))
     ]
     for label, value in present:
         if not is_array(value):
@@ -133,6 +138,8 @@ def namespace(*arrays: object, **named_arrays: object) -> Namespace:
     values = [value for _, value in present]
     xp = array_api_compat.array_namespace(*values)
     devices = [(label, array_api_compat.device(value)) for label, value in present]
+    # Traced JAX values report no device (None); they cannot be checked, so skip them.
+    devices = [(label, dev) for label, dev in devices if dev is not None] or [("", None)]
     first_label, first_device = devices[0]
     for label, dev in devices[1:]:
         if dev != first_device:
@@ -171,7 +178,7 @@ def array_library_name(xp: Namespace) -> str:
     """
     if is_autograd_namespace(xp):
         return "autograd"
-    checks = [
+    checks: list[tuple[str, Any]] = [
         ("numpy", array_api_compat.is_numpy_namespace),
         ("cupy", array_api_compat.is_cupy_namespace),
         ("torch", array_api_compat.is_torch_namespace),
@@ -258,7 +265,7 @@ def asarray(
     if device is None and like is not None:
         device = array_api_compat.device(like) if not is_autograd_box(like) else None
     if is_autograd_box(value):
-        if dtype is not None and value.dtype != dtype:
+        if dtype is not None and value.dtype != dtype:  # type: ignore[attr-defined]
             return xp.astype(value, dtype)
         return value
     if device is None:

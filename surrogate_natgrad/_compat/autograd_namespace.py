@@ -24,7 +24,6 @@ import autograd.numpy as anp
 import autograd.scipy.linalg as asla
 import numpy as np
 from autograd.extend import defjvp, defvjp, primitive
-from autograd.numpy.numpy_vjps import unbroadcast_f
 from autograd.tracer import Box, getval
 
 __all__ = ["linalg", "scatter_update", "xp"]
@@ -78,9 +77,7 @@ def _scatter_vjp_x(ans: Any, x: Any, value: Any, index: Any, how: str) -> Callab
     return vjp
 
 
-def _scatter_vjp_value(
-    ans: Any, x: Any, value: Any, index: Any, how: str
-) -> Callable[[Any], Any]:
+def _scatter_vjp_value(ans: Any, x: Any, value: Any, index: Any, how: str) -> Callable[[Any], Any]:
     value_shape = anp.shape(value)
     selected_shape = np.shape(np.zeros(anp.shape(x))[index])
 
@@ -172,7 +169,7 @@ def _astype(x: Any, dtype: Any, /, *, copy: bool = True, device: Any = None) -> 
         if np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.complexfloating):
             return _cast(x, dtype)
         return getval(x).astype(dtype)
-    return cnp.astype(x, dtype, copy=copy)
+    return cnp.astype(x, dtype, copy=copy)  # type: ignore[attr-defined]
 
 
 @primitive
@@ -183,13 +180,15 @@ def _cast(x: np.ndarray, dtype: Any) -> np.ndarray:
 defvjp(_cast, lambda ans, x, dtype: lambda g: _cast(g, np.asarray(getval(x)).dtype))
 
 
-def _asarray(obj: Any, /, *, dtype: Any = None, device: Any = None, copy: bool | None = None) -> Any:
+def _asarray(
+    obj: Any, /, *, dtype: Any = None, device: Any = None, copy: bool | None = None
+) -> Any:
     if isinstance(obj, Box):
         return obj if dtype is None or obj.dtype == dtype else _astype(obj, dtype)
     if isinstance(obj, list | tuple) and any(isinstance(v, Box) for v in _flatten(obj)):
         out = anp.array(obj)
         return out if dtype is None else _astype(out, dtype)
-    return cnp.asarray(obj, dtype=dtype, device=device, copy=copy)
+    return cnp.asarray(obj, dtype=dtype, device=device, copy=copy)  # type: ignore[attr-defined]
 
 
 def _flatten(obj: Any) -> list[Any]:
@@ -249,7 +248,9 @@ def _flip(x: Any, /, *, axis: int | tuple[int, ...] | None = None) -> Any:
     return x[tuple(index)]
 
 
-def _roll(x: Any, /, shift: int | tuple[int, ...], *, axis: int | tuple[int, ...] | None = None) -> Any:
+def _roll(
+    x: Any, /, shift: int | tuple[int, ...], *, axis: int | tuple[int, ...] | None = None
+) -> Any:
     return anp.roll(x, shift, axis=axis)
 
 
@@ -301,8 +302,10 @@ def _std(x: Any, /, *, axis: Any = None, correction: float = 0.0, keepdims: bool
 
 def _var(x: Any, /, *, axis: Any = None, correction: float = 0.0, keepdims: bool = False) -> Any:
     mean = anp.mean(x, axis=axis, keepdims=True)
-    count = anp.size(x) if axis is None else math.prod(
-        anp.shape(x)[a] for a in ((axis,) if isinstance(axis, int) else axis)
+    count = (
+        anp.size(x)
+        if axis is None
+        else math.prod(anp.shape(x)[a] for a in ((axis,) if isinstance(axis, int) else axis))
     )
     return anp.sum((x - mean) ** 2, axis=axis, keepdims=keepdims) / (count - correction)
 
@@ -340,7 +343,7 @@ def _take(x: Any, indices: Any, /, *, axis: int | None = None) -> Any:
 
 def _take_along_axis(x: Any, indices: Any, /, *, axis: int = -1) -> Any:
     raw = np.asarray(getval(indices))
-    grids = list(np.indices(raw.shape, sparse=True))
+    grids: list[Any] = list(np.indices(raw.shape, sparse=True))
     grids[axis % raw.ndim] = raw
     return x[tuple(grids)]
 
@@ -413,7 +416,11 @@ def _cholesky(x: Any, /, *, upper: bool = False) -> Any:
 def _solve(x1: Any, x2: Any, /) -> Any:
     # The standard treats a 1-D x2 as a vector for every batch of x1.
     if anp.ndim(x2) == 1:
-        return anp.linalg.solve(x1, x2[..., None])[..., 0] if anp.ndim(x1) > 2 else anp.linalg.solve(x1, x2)
+        return (
+            anp.linalg.solve(x1, x2[..., None])[..., 0]
+            if anp.ndim(x1) > 2
+            else anp.linalg.solve(x1, x2)
+        )
     return anp.linalg.solve(x1, x2)
 
 
@@ -474,14 +481,20 @@ def _matrix_norm(x: Any, /, *, keepdims: bool = False, ord: Any = "fro") -> Any:
 
 
 def solve_triangular(a: Any, b: Any, /, *, lower: bool = True) -> Any:
-    """Solve ``a @ x = b`` for triangular ``a`` (batched over leading dimensions), differentiably."""
+    """Solve ``a @ x = b`` for triangular ``a``, batched over leading dimensions.
+
+    Differentiable under autograd (SciPy's triangular solve has a VJP there).
+    """
     if anp.ndim(a) == 2:
         return asla.solve_triangular(a, b, lower=lower)
     batch = anp.shape(a)[:-2]
-    flat_a = anp.reshape(a, (-1,) + anp.shape(a)[-2:])
+    flat_a = anp.reshape(a, (-1, *anp.shape(a)[-2:]))
     b_full = anp.broadcast_to(b, batch + anp.shape(b)[-2:])
-    flat_b = anp.reshape(b_full, (-1,) + anp.shape(b)[-2:])
-    solved = [asla.solve_triangular(flat_a[i], flat_b[i], lower=lower) for i in range(anp.shape(flat_a)[0])]
+    flat_b = anp.reshape(b_full, (-1, *anp.shape(b)[-2:]))
+    solved = [
+        asla.solve_triangular(flat_a[i], flat_b[i], lower=lower)
+        for i in range(anp.shape(flat_a)[0])
+    ]
     return anp.reshape(anp.stack(solved), batch + anp.shape(b)[-2:])
 
 
@@ -515,32 +528,120 @@ linalg.__name__ = _NAMESPACE_NAME + ".linalg"
 # ----------------------------------------------------------------------------------------
 
 _ELEMENTWISE_SAME_NAME = [
-    "abs", "add", "ceil", "conj", "cos", "cosh", "divide", "exp", "expm1", "floor",
-    "hypot", "imag", "log", "log1p", "log2", "log10", "maximum", "minimum", "multiply",
-    "negative", "real", "sin", "sinh", "sqrt", "square", "subtract", "tan", "tanh",
-    "trunc", "copysign", "remainder", "floor_divide", "positive",
+    "abs",
+    "add",
+    "ceil",
+    "conj",
+    "cos",
+    "cosh",
+    "divide",
+    "exp",
+    "expm1",
+    "floor",
+    "hypot",
+    "imag",
+    "log",
+    "log1p",
+    "log2",
+    "log10",
+    "maximum",
+    "minimum",
+    "multiply",
+    "negative",
+    "real",
+    "sin",
+    "sinh",
+    "sqrt",
+    "square",
+    "subtract",
+    "tan",
+    "tanh",
+    "trunc",
+    "copysign",
+    "remainder",
+    "floor_divide",
+    "positive",
 ]
 _RENAMED = {
-    "acos": "arccos", "acosh": "arccosh", "asin": "arcsin", "asinh": "arcsinh",
-    "atan": "arctan", "atan2": "arctan2", "atanh": "arctanh",
+    "acos": "arccos",
+    "acosh": "arccosh",
+    "asin": "arcsin",
+    "asinh": "arcsinh",
+    "atan": "arctan",
+    "atan2": "arctan2",
+    "atanh": "arctanh",
 }
 _NONDIFF = [
     # comparisons, predicates and searches have no derivative
-    "equal", "not_equal", "greater", "greater_equal", "less", "less_equal",
-    "isfinite", "isinf", "isnan", "signbit", "logical_and", "logical_not", "logical_or",
-    "logical_xor", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_invert",
-    "bitwise_left_shift", "bitwise_right_shift",
-    "all", "any", "argmax", "argmin", "argsort", "nonzero", "searchsorted",
-    "count_nonzero", "unique_all", "unique_counts", "unique_inverse", "unique_values",
+    "equal",
+    "not_equal",
+    "greater",
+    "greater_equal",
+    "less",
+    "less_equal",
+    "isfinite",
+    "isinf",
+    "isnan",
+    "signbit",
+    "logical_and",
+    "logical_not",
+    "logical_or",
+    "logical_xor",
+    "bitwise_and",
+    "bitwise_or",
+    "bitwise_xor",
+    "bitwise_invert",
+    "bitwise_left_shift",
+    "bitwise_right_shift",
+    "all",
+    "any",
+    "argmax",
+    "argmin",
+    "argsort",
+    "nonzero",
+    "searchsorted",
+    "count_nonzero",
+    "unique_all",
+    "unique_counts",
+    "unique_inverse",
+    "unique_values",
     # dtype functions
-    "can_cast", "finfo", "iinfo", "isdtype", "result_type",
+    "can_cast",
+    "finfo",
+    "iinfo",
+    "isdtype",
+    "result_type",
     # creation from shapes (no array argument to differentiate)
-    "arange", "empty", "empty_like", "eye", "full", "linspace", "meshgrid", "ones",
-    "zeros", "from_dlpack",
+    "arange",
+    "empty",
+    "empty_like",
+    "eye",
+    "full",
+    "linspace",
+    "meshgrid",
+    "ones",
+    "zeros",
+    "from_dlpack",
 ]
 _CONSTANTS_AND_DTYPES = [
-    "e", "inf", "nan", "pi", "newaxis", "bool", "int8", "int16", "int32", "int64",
-    "uint8", "uint16", "uint32", "uint64", "float32", "float64", "complex64", "complex128",
+    "e",
+    "inf",
+    "nan",
+    "pi",
+    "newaxis",
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float32",
+    "float64",
+    "complex64",
+    "complex128",
 ]
 
 
