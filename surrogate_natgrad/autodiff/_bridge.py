@@ -1,0 +1,134 @@
+"""Differentiate arrays of a library without autodiff (CuPy) through one that has it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from surrogate_natgrad._compat import Namespace, array_library_name, is_array, namespace
+from surrogate_natgrad._tree import tree_leaves
+from surrogate_natgrad.autodiff._base import AutodiffBackend, map_arrays
+from surrogate_natgrad.errors import BackendError
+
+__all__ = ["DLPackBridge"]
+
+
+class DLPackBridge:
+    """Run an autodiff backend on arrays of another library, converting through DLPack.
+
+    Arrays of the source library (CuPy, say) are handed to the inner library (torch or
+    JAX) with ``from_dlpack``: zero-copy, on the same device. The inner backend
+    differentiates, and values and gradients come back with the source namespace's
+    ``from_dlpack`` (``cupy.from_dlpack``), again without copying. The caller sees only
+    source-library arrays.
+
+    The function differentiated receives inner-library arrays, so it must be written
+    against the array API (``xp = surrogate_natgrad._compat.namespace(x)``) and must not
+    close over source-library arrays: pass data as arguments instead (arguments that are
+    not differentiated are converted too).
+
+    Parameters
+    ----------
+    inner : AutodiffBackend or {"torch", "jax"}
+        The backend that differentiates.
+    """
+
+    def __init__(self, inner: AutodiffBackend | str) -> None:
+        if isinstance(inner, str):
+            from surrogate_natgrad.autodiff._select import get_backend
+
+            inner = get_backend(inner)
+        if inner.name not in ("torch", "jax"):
+            raise BackendError(
+                f"DLPackBridge needs a torch or jax inner backend, got {inner.name!r}"
+            )
+        self.inner = inner
+        self.name = f"dlpack[{inner.name}]"
+
+    def __repr__(self) -> str:
+        return f"DLPackBridge({self.inner!r})"
+
+    # -- conversions -------------------------------------------------------------------
+
+    def _source_namespace(self, *trees: Any) -> Namespace:
+        arrays = [leaf for tree in trees for leaf in tree_leaves(tree) if is_array(leaf)]
+        if not arrays:
+            raise BackendError("DLPackBridge needs at least one array argument")
+        return namespace(*arrays)
+
+    def _to_inner(self, tree: Any) -> Any:
+        inner_name = self.inner.name
+        from_dlpack: Callable[[Any], Any]
+        if inner_name == "torch":
+            import torch
+
+            from_dlpack = torch.from_dlpack
+        else:
+            import jax.numpy as jnp
+
+            from_dlpack = jnp.from_dlpack
+
+        def convert(leaf: Any) -> Any:
+            if array_library_name(namespace(leaf)) == inner_name:
+                return leaf
+            return from_dlpack(leaf)
+
+        return map_arrays(convert, tree)
+
+    def _to_source(self, tree: Any, source_xp: Namespace) -> Any:
+        inner_name = self.inner.name
+
+        def convert(leaf: Any) -> Any:
+            if array_library_name(namespace(leaf)) != inner_name:
+                return leaf
+            if inner_name == "torch":
+                # tensors that carry autograd history cannot be exported
+                leaf = leaf.detach()
+            return source_xp.from_dlpack(leaf)
+
+        return map_arrays(convert, tree)
+
+    # -- the protocol ------------------------------------------------------------------
+
+    def _wrap(self, make: Callable[[], Callable[..., Any]]) -> Callable[..., Any]:
+        inner_fun = make()
+
+        def bridged(*args: Any) -> Any:
+            source_xp = self._source_namespace(args)
+            return self._to_source(inner_fun(*self._to_inner(args)), source_xp)
+
+        return bridged
+
+    def value_and_grad(
+        self, fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False
+    ) -> Callable[..., tuple[Any, Any]]:
+        """Like :meth:`AutodiffBackend.value_and_grad`, on source-library arrays."""
+        return self._wrap(lambda: self.inner.value_and_grad(fun, argnums, has_aux))
+
+    def grad(
+        self, fun: Callable[..., Any], argnums: int | Sequence[int] = 0
+    ) -> Callable[..., Any]:
+        """Like :meth:`AutodiffBackend.grad`, on source-library arrays."""
+        return self._wrap(lambda: self.inner.grad(fun, argnums))
+
+    def vjp(self, fun: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], Any]]:
+        """Like :meth:`AutodiffBackend.vjp`, on source-library arrays."""
+        source_xp = self._source_namespace(primals)
+        out, inner_vjp = self.inner.vjp(fun, *self._to_inner(primals))
+
+        def vjp_fn(cotangent: Any) -> Any:
+            return self._to_source(inner_vjp(self._to_inner(cotangent)), source_xp)
+
+        return self._to_source(out, source_xp), vjp_fn
+
+    def jacobian(
+        self, fun: Callable[..., Any], argnums: int | Sequence[int] = 0
+    ) -> Callable[..., Any]:
+        """Like :meth:`AutodiffBackend.jacobian`, on source-library arrays."""
+        return self._wrap(lambda: self.inner.jacobian(fun, argnums))
+
+    def hessian(
+        self, fun: Callable[..., Any], argnums: int | Sequence[int] = 0
+    ) -> Callable[..., Any]:
+        """Like :meth:`AutodiffBackend.hessian`, on source-library arrays."""
+        return self._wrap(lambda: self.inner.hessian(fun, argnums))

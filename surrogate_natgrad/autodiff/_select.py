@@ -1,0 +1,116 @@
+"""Choosing an autodiff backend by name or from the arrays."""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+from surrogate_natgrad._compat import array_library_name, is_array, namespace
+from surrogate_natgrad._tree import tree_leaves
+from surrogate_natgrad.autodiff._base import AutodiffBackend
+from surrogate_natgrad.errors import BackendError
+
+__all__ = ["BACKEND_NAMES", "get_backend"]
+
+#: The names :func:`get_backend` accepts ("numpy" is an alias of "autograd").
+BACKEND_NAMES = ("autograd", "numpy", "jax", "torch")
+
+
+def _by_name(name: str) -> AutodiffBackend:
+    key = name.lower()
+    if key in ("autograd", "numpy"):
+        from surrogate_natgrad.autodiff._autograd import AutogradBackend
+
+        return AutogradBackend()
+    if key == "jax":
+        from surrogate_natgrad.autodiff._jax import JaxBackend
+
+        return JaxBackend()
+    if key == "torch":
+        from surrogate_natgrad.autodiff._torch import TorchBackend
+
+        return TorchBackend()
+    valid = ", ".join(map(repr, BACKEND_NAMES))
+    raise ValueError(
+        f"unknown autodiff backend {name!r}; valid names are {valid}, "
+        "or pass an AutodiffBackend instance (e.g. CustomGradient(value_and_grad=...))"
+    )
+
+
+def _torch_has_cuda() -> bool:
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def _for_cupy() -> AutodiffBackend:
+    from surrogate_natgrad.autodiff._bridge import DLPackBridge
+
+    if _torch_has_cuda():
+        return DLPackBridge(_by_name("torch"))
+    if importlib.util.find_spec("jax") is not None:
+        return DLPackBridge(_by_name("jax"))
+    raise BackendError(
+        "CuPy has no automatic differentiation and neither torch (with CUDA) nor JAX is "
+        "installed to differentiate through DLPack; install one of them, or pass the "
+        "gradient yourself with backend=CustomGradient(value_and_grad=...)"
+    )
+
+
+def get_backend(backend: AutodiffBackend | str | None = None, *arrays: Any) -> AutodiffBackend:
+    """Return the autodiff backend to use.
+
+    Parameters
+    ----------
+    backend : AutodiffBackend or str or None
+        An instance is returned as it is. A name is one of ``"autograd"``, ``"numpy"``
+        (alias of autograd), ``"jax"``, ``"torch"``. ``None`` picks the backend from the
+        namespace of ``arrays``: NumPy (and autograd traced values) → autograd, torch →
+        torch, JAX → jax, CuPy → :class:`DLPackBridge` to torch if torch has CUDA, else to
+        JAX. Without arrays, ``None`` means autograd.
+    *arrays : array or pytree of arrays
+        The arrays the backend will differentiate (only their library matters).
+
+    Returns
+    -------
+    AutodiffBackend
+
+    Raises
+    ------
+    ValueError
+        For an unknown backend name (lists the valid ones).
+    BackendError
+        For arrays of a library without autodiff (array-api-strict; CuPy without torch or
+        JAX), mixed libraries, or a ``backend`` of the wrong type.
+    """
+    if isinstance(backend, str):
+        return _by_name(backend)
+    if backend is not None:
+        if isinstance(backend, AutodiffBackend):
+            return backend
+        raise BackendError(
+            "backend must be None, a name ('autograd', 'numpy', 'jax', 'torch') or an "
+            f"AutodiffBackend instance, got {type(backend).__name__}"
+        )
+    leaves = [leaf for tree in arrays for leaf in tree_leaves(tree) if is_array(leaf)]
+    if not leaves:
+        return _by_name("autograd")
+    library = array_library_name(namespace(*leaves))
+    if library in ("numpy", "autograd"):
+        return _by_name("autograd")
+    if library in ("torch", "jax"):
+        return _by_name(library)
+    if library == "cupy":
+        return _for_cupy()
+    if library == "array_api_strict":
+        raise BackendError(
+            "array_api_strict arrays have no automatic differentiation; pass the gradient "
+            "yourself with backend=CustomGradient(value_and_grad=...), or use NumPy, torch "
+            "or JAX arrays"
+        )
+    raise BackendError(
+        f"no autodiff backend for arrays of {library!r}; pass "
+        "backend=CustomGradient(value_and_grad=...) with a gradient function"
+    )
