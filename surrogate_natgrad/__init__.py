@@ -8,6 +8,7 @@ NumPy, CuPy, torch and JAX arrays, with pluggable automatic differentiation.
 
 from __future__ import annotations
 
+from surrogate_natgrad.distributions import NegativeBinomial, NegativeBinomialMixture
 from surrogate_natgrad.errors import (
     BackendError,
     ConvergenceWarning,
@@ -15,6 +16,7 @@ from surrogate_natgrad.errors import (
     DomainError,
     SurrogateNatgradError,
 )
+from surrogate_natgrad.fitting import FitResult, fit
 
 __version__ = "0.1.0.dev0"
 
@@ -23,6 +25,10 @@ __all__ = [
     "ConvergenceWarning",
     "DataError",
     "DomainError",
+    "FitResult",
+    "NegativeBinomial",
+    "NegativeBinomialMixture",
     "SurrogateNatgradError",
     "__version__",
+    "fit",
 ]

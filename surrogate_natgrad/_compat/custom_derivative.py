@@ -61,7 +61,9 @@ def _scalars_to_arrays(xp: Namespace, args: Sequence[Any], like: Array) -> list[
     return out
 
 
-def elementwise_function(value: ValueFn, partials: PartialsFn, name: str) -> Callable[..., Array]:
+def elementwise_function(
+    value: ValueFn, partials: PartialsFn, name: str, *, jit_value: bool = False
+) -> Callable[..., Array]:
     """Build a broadcasting elementwise function with closed-form partial derivatives.
 
     Parameters
@@ -76,6 +78,9 @@ def elementwise_function(value: ValueFn, partials: PartialsFn, name: str) -> Cal
         arguments, so higher derivatives work when the partials are differentiable.
     name : str
         Name of the function (used for the registered primitives).
+    jit_value : bool, optional
+        On JAX, compile ``value`` with ``jax.jit`` (once per input signature). Worth it for
+        iterative special functions; requires ``value`` to be traceable.
 
     Returns
     -------
@@ -99,7 +104,7 @@ def elementwise_function(value: ValueFn, partials: PartialsFn, name: str) -> Cal
             return autograd_fn(*_scalars_to_arrays(xp, args, like))
         if is_jax_namespace(xp):
             if jax_fn is None:
-                jax_fn = _make_jax(value, partials, name)
+                jax_fn = _make_jax(value, partials, name, jit_value)
             return jax_fn(*_scalars_to_arrays(xp, args, like))
         if is_torch_namespace(xp):
             if torch_fn is None:
@@ -153,13 +158,22 @@ def _make_autograd(value: ValueFn, partials: PartialsFn, name: str) -> Callable[
     return wrapped
 
 
-def _make_jax(value: ValueFn, partials: PartialsFn, name: str) -> Callable[..., Array]:
+def _make_jax(
+    value: ValueFn, partials: PartialsFn, name: str, jit_value: bool
+) -> Callable[..., Array]:
     import jax
     import jax.numpy as jnp
 
+    def primal(*args: Array) -> Array:
+        return value(jnp, *args)
+
+    # Compiling the value once per input signature keeps eager calls of iterative special
+    # functions fast (otherwise every call re-traces their loops).
+    primal_fn = jax.jit(primal) if jit_value else primal
+
     @jax.custom_jvp
     def fn(*args: Array) -> Array:
-        return value(jnp, *args)
+        return primal_fn(*args)
 
     def jvp(primals: tuple[Array, ...], tangents: tuple[Array, ...]) -> tuple[Array, Array]:
         # Calling ``fn`` (not ``value``) keeps higher derivatives on this custom rule.
@@ -174,7 +188,7 @@ def _make_jax(value: ValueFn, partials: PartialsFn, name: str) -> Callable[..., 
 
     fn.defjvp(jvp)
     fn.__name__ = name  # type: ignore[attr-defined]
-    return fn  # type: ignore[no-any-return]
+    return fn
 
 
 def _make_torch(value: ValueFn, partials: PartialsFn, name: str) -> Any:

@@ -7,14 +7,17 @@ Dispatch is on :func:`surrogate_natgrad._compat.namespace` of the arguments:
   values with closed-form derivatives registered through
   :func:`surrogate_natgrad._compat.custom_derivative.elementwise_function`;
 - torch: :mod:`torch.special` (native derivatives);
-- JAX: :mod:`jax.scipy.special` (native derivatives);
+- JAX: :mod:`jax.scipy.special` (native derivatives), except ``log_ndtr`` (tails built
+  around the native ``ndtr``) and ``betainc``/``stdtr``/``stdtrit`` (generic code, for
+  1e-12 accuracy at large ``df``);
 - CuPy: :mod:`cupyx.scipy.special` (imported lazily);
 - anything else (array-api-strict): the array-API implementations of
   :mod:`surrogate_natgrad.special._generic`, never a trip through NumPy.
 
 ``betainc``, ``stdtr`` and ``stdtrit`` always carry our own derivatives (including those with
-respect to ``a``, ``b`` and ``df``, which no backend provides); on torch (no native
-incomplete beta) and array-api-strict their values come from the generic implementation.
+respect to ``a``, ``b`` and ``df``, which no backend provides); on every backend but NumPy
+(and CuPy) their values come from the generic implementation (JAX's own ``betainc`` misses
+1e-12 at large ``df``), with its loops compiled (``lax.fori_loop``, ``jax.jit``) on JAX.
 
 Floating inputs keep their dtype (float32 in, float32 out); integer inputs promote to
 float64.
@@ -31,7 +34,6 @@ from surrogate_natgrad._compat import (
     Namespace,
     array_library_name,
     float_dtype,
-    is_autograd_box,
     namespace,
 )
 from surrogate_natgrad._compat.custom_derivative import elementwise_function
@@ -184,16 +186,9 @@ def _betainc_partials(xp: Namespace, out: Array, a: Array, b: Array, x: Array) -
     )
 
 
-def _betainc_value(xp: Namespace, a: Array, b: Array, x: Array) -> Array:
-    library = array_library_name(xp)
-    if library == "jax":
-        import jax.scipy.special as jss
-
-        return jss.betainc(a, b, x)
-    return _host_value("betainc", _generic.betainc)(xp, a, b, x)
-
-
-_betainc_ew = elementwise_function(_betainc_value, _betainc_partials, "betainc")
+_betainc_ew = elementwise_function(
+    _host_value("betainc", _generic.betainc), _betainc_partials, "betainc", jit_value=True
+)
 
 
 def _t_pdf(xp: Namespace, df: Array, t: Array) -> Array:
@@ -204,6 +199,7 @@ _stdtr_ew = elementwise_function(
     _host_value("stdtr", _generic.stdtr),
     lambda xp, out, df, t: (_generic.stdtr_ddf(xp, df, t), _t_pdf(xp, df, t)),
     "stdtr",
+    jit_value=True,
 )
 
 
@@ -214,7 +210,7 @@ def _stdtrit_partials(xp: Namespace, out: Array, df: Array, p: Array) -> tuple[A
 
 
 _stdtrit_ew = elementwise_function(
-    _host_value("stdtrit", _generic.stdtrit), _stdtrit_partials, "stdtrit"
+    _host_value("stdtrit", _generic.stdtrit), _stdtrit_partials, "stdtrit", jit_value=True
 )
 
 
@@ -346,7 +342,7 @@ def xlogy(x: Array, y: Array) -> Array:
     array
         ``x log y`` in the broadcast shape.
     """
-    xp, library, (x, y) = _prepare(x, y)
+    _, library, (x, y) = _prepare(x, y)
     if library == "torch":
         import torch
 
@@ -415,7 +411,7 @@ def softplus(x: Array) -> Array:
     array
         ``log(1 + e^x)``.
     """
-    xp, library, (x,) = _prepare(x)
+    _, library, (x,) = _prepare(x)
     if library == "torch":
         import torch
 
@@ -440,7 +436,7 @@ def log_sigmoid(x: Array) -> Array:
     array
         ``log(1 / (1 + e^{-x}))``.
     """
-    xp, library, (x,) = _prepare(x)
+    _, library, (x,) = _prepare(x)
     if library == "torch":
         import torch
 
@@ -488,7 +484,7 @@ def erf(x: Array) -> Array:
 def _native_or_custom(
     x: Array, torch_name: str, jax_name: str, custom: Callable[[Array], Array]
 ) -> Array:
-    xp, library, (x,) = _prepare(x)
+    _, library, (x,) = _prepare(x)
     if library == "torch":
         import torch
 
@@ -513,7 +509,7 @@ def ndtr(x: Array) -> Array:
     array
         Φ(x).
     """
-    xp, library, (x,) = _prepare(x)
+    _, library, (x,) = _prepare(x)
     if library == "torch":
         import torch
 
@@ -535,6 +531,13 @@ def log_ndtr(x: Array) -> Array:
     array
         log Φ(x).
     """
+    xp, library, (x,) = _prepare(x)
+    if library == "jax":
+        import jax.scipy.special as jss
+
+        # jax.scipy.special.log_ndtr is ~1e-11 relative for x > 0 and x < -20; its ndtr is
+        # accurate to rounding, so build the tails around it (native derivatives).
+        return _generic.log_ndtr(xp, x, ndtr_fn=jss.ndtr)
     return _native_or_custom(x, "log_ndtr", "log_ndtr", _log_ndtr_ew)
 
 
@@ -559,6 +562,9 @@ def betainc(a: Array, b: Array, x: Array) -> Array:
 
     Differentiable in all three arguments on every autodiff backend (the derivatives with
     respect to ``a`` and ``b`` by Gauss–Laguerre quadrature, accurate to about 1e-10).
+    Values match SciPy to 1e-12 relative for ``a, b`` in [0.1, 1e4]; for ``b ≪ 1`` (or
+    ``a ≪ 1``) results that are small complements of values near one carry an absolute
+    error of about 2e-14 (the continued fraction is capped at 300 terms).
 
     Parameters
     ----------
@@ -572,7 +578,7 @@ def betainc(a: Array, b: Array, x: Array) -> Array:
     array
         ``I_x(a, b)`` in the broadcast shape.
     """
-    xp, library, args = _prepare(a, b, x)
+    _, _, args = _prepare(a, b, x)
     return _betainc_ew(*args)
 
 
@@ -580,7 +586,11 @@ def stdtr(df: Array, t: Array) -> Array:
     """Cumulative distribution function of the standard Student t distribution.
 
     Differentiable with respect to ``t`` (the density) and ``df`` on every autodiff
-    backend.
+    backend. Values agree with SciPy to about 1e-13 relative (float64) on every backend
+    (generic continued fraction / quadrature except on NumPy). ``∂F/∂df`` comes from a
+    Gauss–Laguerre quadrature of ``∂I_x(a, b)/∂a`` whose cancellation grows with ``df``:
+    about 1e-6 relative up to ``df ≈ 2e4``, 2e-5 at ``1e5`` and 4e-4 at ``1e6`` (for
+    ``|t| ≲ 1``; the tails stay accurate).
 
     Parameters
     ----------
@@ -594,7 +604,7 @@ def stdtr(df: Array, t: Array) -> Array:
     array
         ``P(T <= t)`` in the broadcast shape.
     """
-    xp, library, args = _prepare(df, t)
+    _, _, args = _prepare(df, t)
     return _stdtr_ew(*args)
 
 
@@ -603,7 +613,8 @@ def stdtrit(df: Array, p: Array) -> Array:
 
     Derivatives follow from the implicit function theorem: ``∂t/∂p = 1/f(t)`` and
     ``∂t/∂df = -(∂F/∂df)/f(t)``. Quantiles with ``|t| > 1e147`` (``df < 1`` with
-    ``p`` below about 1e-90) are not representable here and are clamped.
+    ``p`` below about 1e-90) are not representable here and are clamped. ``∂t/∂df``
+    inherits the large-``df`` accuracy limit of :func:`stdtr`'s ``∂F/∂df``.
 
     Parameters
     ----------
@@ -617,7 +628,7 @@ def stdtrit(df: Array, p: Array) -> Array:
     array
         ``t`` with ``stdtr(df, t) = p``, in the broadcast shape.
     """
-    xp, library, args = _prepare(df, p)
+    _, _, args = _prepare(df, p)
     return _stdtrit_ew(*args)
 
 
@@ -636,5 +647,5 @@ def t_log_pdf(df: Array, t: Array) -> Array:
     array
         ``log f(t; df)`` in the broadcast shape.
     """
-    xp, library, (df, t) = _prepare(df, t)
+    xp, _, (df, t) = _prepare(df, t)
     return _generic.t_log_pdf(xp, df, t)

@@ -3,7 +3,9 @@
 Used for namespaces without a native implementation (array-api-strict) and, for
 ``betainc``/``stdtr``/``stdtrit`` and the parameter derivatives of the incomplete beta
 function, for every backend. Algorithms are vectorised with fixed iteration budgets (no
-data-dependent Python control flow), so they also trace under ``jax.jit``:
+data-dependent Python control flow), so they also trace under ``jax.jit``; on JAX the long
+loops run as ``lax.fori_loop`` and ``gammaln``/``digamma``/``ndtri`` inside them are JAX's
+native ones, which keeps compilation short:
 
 - ``gammaln``/``digamma``/``polygamma``: upward recurrence to ``x >= 15`` followed by the
   Stirling / asymptotic series (Bernoulli numbers);
@@ -82,11 +84,39 @@ def gammaln(xp: Namespace, x: Array) -> Array:
     return xp.where(reflect, reflected, value)
 
 
+def _gammaln(xp: Namespace, x: Array) -> Array:
+    """``gammaln`` for internal use: JAX's native one (accurate, and far smaller to compile
+    than the unrolled recurrence) on JAX, the generic one elsewhere."""
+    if _is_jax(xp):
+        import jax.scipy.special as jss
+
+        return jss.gammaln(x)
+    return gammaln(xp, x)
+
+
+def _digamma(xp: Namespace, x: Array) -> Array:
+    """``digamma`` for internal use (native on JAX, see :func:`_gammaln`)."""
+    if _is_jax(xp):
+        import jax.scipy.special as jss
+
+        return jss.digamma(x)
+    return digamma(xp, x)
+
+
+def _ndtri(xp: Namespace, p: Array) -> Array:
+    """``ndtri`` for internal use (native on JAX, see :func:`_gammaln`)."""
+    if _is_jax(xp):
+        import jax.scipy.special as jss
+
+        return jss.ndtri(p)
+    return ndtri(xp, p)
+
+
 def lbeta(xp: Namespace, a: Array, b: Array) -> Array:
     """``log B(a, b)`` for positive ``a, b``, without cancellation when one is large."""
     small = xp.minimum(a, b)
     large = xp.maximum(a, b)
-    direct = gammaln(xp, small) + gammaln(xp, large) - gammaln(xp, small + large)
+    direct = _gammaln(xp, small) + _gammaln(xp, large) - _gammaln(xp, small + large)
     # log Γ(L) - log Γ(L+s) from Stirling, written with log1p so nothing cancels.
     safe_large = xp.where(large >= 10.0, large, 10.0)
     total = small + safe_large
@@ -97,7 +127,16 @@ def lbeta(xp: Namespace, a: Array, b: Array) -> Array:
         + _stirling_correction(xp, safe_large)
         - _stirling_correction(xp, total)
     )
-    asymptotic = gammaln(xp, small) + diff
+    # log Γ(small) by Stirling too once small >= 10 (JAX's native gammaln is only ~1e-16
+    # relative there, i.e. ~1e-11 absolute at 1e4, which would show in I_x(a, b)).
+    safe_small = xp.where(small >= 10.0, small, 10.0)
+    stirling_small = (
+        (safe_small - 0.5) * xp.log(safe_small)
+        - safe_small
+        + _LOG_SQRT_2PI
+        + _stirling_correction(xp, safe_small)
+    )
+    asymptotic = xp.where(small >= 10.0, stirling_small, _gammaln(xp, small)) + diff
     return xp.where(large >= 10.0, asymptotic, direct)
 
 
@@ -111,7 +150,8 @@ def digamma(xp: Namespace, x: Array) -> Array:
         below = z < _SHIFT
         acc = acc - xp.where(below, 1.0 / z, 0.0)
         z = xp.where(below, z + 1.0, z)
-    inv2 = 1.0 / (z * z)
+    inv = 1.0 / z
+    inv2 = inv * inv  # not 1/z²: z² overflows for z > 1e154
     series = xp.zeros_like(z)
     power = inv2
     for k, b in enumerate(_BERNOULLI[:8], start=1):
@@ -199,13 +239,18 @@ def ndtr(xp: Namespace, x: Array) -> Array:
     return 0.5 * erfc(xp, -x / math.sqrt(2.0))
 
 
-def log_ndtr(xp: Namespace, x: Array) -> Array:
-    """log of the standard normal CDF, accurate in both tails."""
+def log_ndtr(xp: Namespace, x: Array, ndtr_fn: Any = None) -> Array:
+    """log of the standard normal CDF, accurate in both tails.
+
+    ``ndtr_fn(x)`` (default: :func:`ndtr` here) must be accurate to rounding relative to
+    its value for ``x <= 0``; a native one (JAX) can be passed in.
+    """
+    cdf = (lambda v: ndtr(xp, v)) if ndtr_fn is None else ndtr_fn
     very_low = x < -20.0
     high = x > 0.0
     safe = xp.where(very_low, -20.0, x)
-    middle = xp.log(ndtr(xp, xp.where(high, 0.0, safe)))
-    upper = xp.log1p(-ndtr(xp, -xp.where(high, safe, 0.0)))
+    middle = xp.log(cdf(xp.where(high, 0.0, safe)))
+    upper = xp.log1p(-cdf(-xp.where(high, safe, 0.0)))
     # Asymptotic series log Φ(x) = -x²/2 - log(-x) - log√(2π) + log(Σ (-1)^k (2k-1)!! / x^{2k})
     xl = xp.where(very_low, x, -20.0)
     inv2 = 1.0 / (xl * xl)
@@ -258,38 +303,59 @@ def _beta_cf(xp: Namespace, a: Array, b: Array, x: Array) -> Array:
     qab = a + b
     qap = a + 1.0
     qam = a - 1.0
-    c = xp.ones_like(x)
-    d = 1.0 - qab * x / qap
-    d = xp.where(xp.abs(d) < tiny, tiny, d)
-    d = 1.0 / d
-    h = d
-    for m in range(1, _BETA_CF_TERMS + 1):
+
+    def floor(v: Array) -> Array:
+        return xp.where(xp.abs(v) < tiny, tiny, v)
+
+    def step(m: Any, c: Array, d: Array, h: Array) -> tuple[Array, Array, Array, Array]:
         m2 = 2.0 * m
         aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = xp.where(xp.abs(d) < tiny, tiny, d)
-        c = 1.0 + aa / c
-        c = xp.where(xp.abs(c) < tiny, tiny, c)
-        d = 1.0 / d
+        d = 1.0 / floor(1.0 + aa * d)
+        c = floor(1.0 + aa / c)
         h = h * d * c
         aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = xp.where(xp.abs(d) < tiny, tiny, d)
-        c = 1.0 + aa / c
-        c = xp.where(xp.abs(c) < tiny, tiny, c)
-        d = 1.0 / d
+        d = 1.0 / floor(1.0 + aa * d)
+        c = floor(1.0 + aa / c)
         delta = d * c
-        h = h * delta
+        return c, d, h * delta, delta
+
+    c = xp.ones_like(x)
+    d = 1.0 / floor(1.0 - qab * x / qap)
+    h = d
+    if _is_jax(xp):
+        # A Python loop would unroll into a huge graph under jit: use a compiled loop.
+        import jax
+
+        def body(m: Any, state: tuple[Array, Array, Array]) -> tuple[Array, Array, Array]:
+            c, d, h, _ = step(xp.asarray(m, dtype=x.dtype) + 1.0, *state)
+            return c, d, h
+
+        _, _, h = jax.lax.fori_loop(0, _BETA_CF_TERMS, body, (c, d, h))
+        return h
+    for m in range(1, _BETA_CF_TERMS + 1):
+        c, d, h, delta = step(float(m), c, d, h)
+        # Eager arrays stop once every element has converged (checked every 16 terms).
         if m % 16 == 0 and _all_true(xp, xp.abs(delta - 1.0) < 1e-16):
             break
     return h
 
 
+def _repeat(xp: Namespace, count: int, body: Any, state: Array) -> Array:
+    """Apply ``body`` ``count`` times; a compiled loop on JAX so that jit does not unroll."""
+    if _is_jax(xp):
+        import jax
+
+        return jax.lax.fori_loop(0, count, lambda _, value: body(value), state)
+    for _ in range(count):
+        state = body(state)
+    return state
+
+
 def _all_true(xp: Namespace, condition: Array) -> bool:
-    """``all(condition)`` for eager arrays; False for traced ones (keep iterating)."""
+    """``all(condition)`` for eager arrays; False where it cannot be decided (e.g. vmap)."""
     try:
         return bool(xp.all(condition))
-    except Exception:  # noqa: BLE001 - tracers (jit) cannot be converted; run the full budget
+    except Exception:  # batched/traced tensors (vmap, tracers): run the full budget
         return False
 
 
@@ -308,14 +374,8 @@ def betainc_parts(
     z = xp.where(swap, y, x)
     log_z = xp.where(swap, log_y, log_x)
     log_w = xp.where(swap, log_x, log_y)
-    if _is_jax(xp):
-        # A Python loop of continued-fraction steps would unroll under jit; JAX has betainc.
-        import jax.scipy.special as jss
-
-        direct = jss.betainc(p, q, z)
-    else:
-        front = xp.exp(p * log_z + q * log_w - lbeta(xp, p, q)) / p
-        direct = front * _beta_cf(xp, p, q, z)
+    front = xp.exp(p * log_z + q * log_w - lbeta(xp, p, q)) / p
+    direct = front * _beta_cf(xp, p, q, z)
     complement = 1.0 - direct
     lower = xp.where(swap, complement, direct)
     upper = xp.where(swap, direct, complement)
@@ -369,17 +429,17 @@ def _betainc_param_derivatives_direct(
     shape = (1,) * z.ndim + (len(nodes),)
     u = xp.reshape(xp.asarray(nodes, dtype=dtype, device=_device(z)), shape)
     w = xp.reshape(xp.asarray(weights, dtype=dtype, device=_device(z)), shape)
-    pe, qe, ze, log_ze = (v[..., None] for v in (p, q, z, log_z))
+    pe, qe, log_ze = (v[..., None] for v in (p, q, log_z))
     log_s = log_ze - u / pe
     log_one_minus_s = xp.log1p(-xp.exp(log_s))
     integrand = xp.exp((qe - 1.0) * log_one_minus_s)
-    psi_pq = digamma(xp, p + q)
+    psi_pq = _digamma(xp, p + q)
     front = xp.exp(p * log_z - lbeta(xp, p, q)) / p
     value = front * xp.sum(w * integrand, axis=-1)
     moment_log_s = front * xp.sum(w * integrand * log_s, axis=-1)
     moment_log_1ms = front * xp.sum(w * integrand * log_one_minus_s, axis=-1)
-    d_p = moment_log_s - value * (digamma(xp, p) - psi_pq)
-    d_q = moment_log_1ms - value * (digamma(xp, q) - psi_pq)
+    d_p = moment_log_s - value * (_digamma(xp, p) - psi_pq)
+    d_q = moment_log_1ms - value * (_digamma(xp, q) - psi_pq)
     return d_p, d_q
 
 
@@ -411,14 +471,29 @@ def betainc_param_derivatives(
 # ----------------------------------------------------------------------------------------
 
 
+def _huge(xp: Namespace, like: Array) -> float:
+    """A magnitude whose square is still finite in ``like``'s dtype (1e100 in float64)."""
+    return 1e100 if like.dtype == xp.float64 else 1e15
+
+
 def _t_beta_args(xp: Namespace, df: Array, t: Array) -> tuple[Array, ...]:
     """``x = df/(df+t²)``, ``y = t²/(df+t²)`` and their logs, without cancellation."""
-    t2 = t * t
-    ratio = t2 / df
+    scaled = xp.abs(t) / xp.sqrt(df)  # t²/df = scaled², which may overflow: split it
+    huge = scaled > _huge(xp, t)
+    moderate = xp.where(huge, 1.0, scaled)
+    ratio = moderate * moderate
     x = 1.0 / (1.0 + ratio)
     y = ratio / (1.0 + ratio)
     log_x = -xp.log1p(ratio)
-    log_y = xp.log(xp.where(t2 > 0.0, ratio, 1.0)) + log_x
+    # 2 log(moderate), not log(ratio): ratio may underflow to 0 for tiny |t|.
+    log_y = 2.0 * xp.log(xp.where(moderate > 0.0, moderate, 1.0)) + log_x
+    # |t| >> sqrt(df): x = 1/scaled² (tiny), y = 1 - x, log y = -x to rounding.
+    inverse = 1.0 / xp.where(huge, scaled, 1.0)
+    x_huge = inverse * inverse
+    x = xp.where(huge, x_huge, x)
+    y = xp.where(huge, 1.0 - x_huge, y)
+    log_x = xp.where(huge, 2.0 * xp.log(inverse), log_x)
+    log_y = xp.where(huge, -x_huge, log_y)
     return x, y, log_x, log_y
 
 
@@ -431,9 +506,14 @@ def stdtr(xp: Namespace, df: Array, t: Array) -> Array:
     tail, _ = betainc_parts(xp, 0.5 * safe_df, xp.full_like(t, 0.5), x, y, log_x, log_y)
     tail = 0.5 * tail
     # The continued fraction needs O(sqrt(df)) terms; for large df use quadrature instead.
-    use_quadrature = (safe_df > _LARGE_DF) & (xp.abs(finite_t) > 1.0)
+    # (Beyond |t| = _huge the tail underflows to 0 for such df; the fraction gives that.)
+    use_quadrature = (
+        (safe_df > _LARGE_DF) & (xp.abs(finite_t) > 1.0) & (xp.abs(finite_t) < _huge(xp, t))
+    )
     tail_quad = _t_tail_quadrature(
-        xp, xp.where(use_quadrature, safe_df, 2.0 * _LARGE_DF), xp.where(use_quadrature, finite_t, 2.0)
+        xp,
+        xp.where(use_quadrature, safe_df, 2.0 * _LARGE_DF),
+        xp.where(use_quadrature, finite_t, 2.0),
     )
     tail = xp.where(use_quadrature, tail_quad, tail)
     value = xp.where(finite_t < 0.0, tail, 1.0 - tail)
@@ -481,8 +561,9 @@ def stdtr_ddf(xp: Namespace, df: Array, t: Array) -> Array:
     half = xp.full_like(t, 0.5)
     d_a, _ = betainc_param_derivatives(xp, 0.5 * df, half, x, y, log_x, log_y)
     # ∂I/∂x · ∂x/∂df with ∂x/∂df = t²/(df+t²)² = x y / df
-    log_density = (0.5 * df - 1.0) * log_x - 0.5 * log_y - lbeta(xp, 0.5 * df, half)
-    d_x = xp.exp(log_density) * x * y / df
+    # density · x · y / df in log form (the density alone overflows for huge |t|, small df)
+    log_d_x = 0.5 * df * log_x + 0.5 * log_y - lbeta(xp, 0.5 * df, half) - xp.log(df)
+    d_x = xp.exp(log_d_x)
     d_x = xp.where(t == 0.0, 0.0, d_x)
     d_tail = 0.5 * (0.5 * d_a + d_x)
     return xp.where(t < 0.0, d_tail, -d_tail)
@@ -502,7 +583,7 @@ def stdtrit(xp: Namespace, df: Array, p: Array) -> Array:
     log_q = xp.log(q)
     # Starting points: Cornish–Fisher around the normal quantile, and the power-law tail
     # F(t) ≈ C |t|^{-df}, C = df^{df/2 - 1/2} / B(df/2, 1/2) / df^{1/2}... (take the larger).
-    z = ndtri(xp, q)
+    z = _ndtri(xp, q)
     z2 = z * z
     g1 = (z2 + 1.0) * z / 4.0
     g2 = ((5.0 * z2 + 16.0) * z2 + 3.0) * z / 96.0
@@ -515,19 +596,25 @@ def stdtrit(xp: Namespace, df: Array, p: Array) -> Array:
     in_power_tail = 2.0 * log_abs_tail > xp.log(10.0 * safe_df)
     log_abs_cf = xp.log(xp.clip(-cf, 1e-300, math.inf))
     log_abs = xp.where(in_power_tail, log_abs_tail, log_abs_cf)
-    for _ in range(_STDTRIT_NEWTON):
+
+    def log_newton(log_abs: Array) -> Array:
         t = -xp.exp(log_abs)
         log_cdf = xp.log(xp.maximum(stdtr(xp, safe_df, t), _TINY))
         log_pdf = t_log_pdf(xp, safe_df, t)
         # d log F / d log|t| = -f(t)|t|/F(t)
         slope = -xp.exp(log_pdf + log_abs - log_cdf)
         step = (log_cdf - log_q) / slope
-        log_abs = xp.clip(log_abs - xp.clip(step, -2.0, 2.0), -700.0, _MAX_LOG_ABS_T)
-    t = -xp.exp(log_abs)
-    # Final Newton steps in t itself (exact near the centre, where log|t| is ill-suited).
-    for _ in range(2):
-        t = t - (stdtr(xp, safe_df, t) - q) / xp.exp(t_log_pdf(xp, safe_df, t))
-        t = xp.minimum(t, 0.0)
+        return xp.clip(log_abs - xp.clip(step, -2.0, 2.0), -700.0, _MAX_LOG_ABS_T)
+
+    def newton(t: Array) -> Array:
+        # Newton in t itself (exact near the centre, where log|t| is ill-suited).
+        density = xp.exp(t_log_pdf(xp, safe_df, t))
+        positive = density > 0.0  # (underflows only where the log-space steps are exact)
+        step = (stdtr(xp, safe_df, t) - q) / xp.where(positive, density, 1.0)
+        return xp.minimum(t - xp.where(positive, step, 0.0), 0.0)
+
+    log_abs = _repeat(xp, _STDTRIT_NEWTON, log_newton, log_abs)
+    t = _repeat(xp, 2, newton, -xp.exp(log_abs))
     t = xp.where(q >= 0.5, 0.0, t)
     t = xp.where(upper, -t, t)
     t = xp.where(p == 0.0, -math.inf, xp.where(p == 1.0, math.inf, t))

@@ -1,0 +1,320 @@
+"""Shared machinery of the exponential-family surrogates (pure math, array API only).
+
+A family is a small stateless object. Its parameters are named tuples of arrays (natural,
+mean and standard parameters); every array may carry leading batch dimensions. Natural and
+mean parameters share one layout ("leaves" with fixed event shapes), which fixes how they
+flatten into vectors: leaf by leaf, each leaf in row-major order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from surrogate_natgrad._compat import Array, Namespace, asarray, namespace
+from surrogate_natgrad._compat import linalg as _linalg
+from surrogate_natgrad.errors import DomainError
+
+__all__ = ["ExponentialFamily"]
+
+
+def matvec(matrix: Array, vector: Array) -> Array:
+    """Return ``matrix @ vector`` for stacks of matrices and vectors (broadcasting)."""
+    return (matrix @ vector[..., None])[..., 0]
+
+
+def vecdot(x: Array, y: Array) -> Array:
+    """Return the inner products over the last axis (broadcasting)."""
+    xp = namespace(x, y)
+    return xp.sum(x * y, axis=-1)
+
+
+def cho_solve_vector(chol: Array, vector: Array) -> Array:
+    """Solve ``(L L^T) x = vector`` for stacks of vectors."""
+    return _linalg.cho_solve(chol, vector[..., None])[..., 0]
+
+
+def all_true(flags: Array) -> bool | None:
+    """Return ``bool(all(flags))``, or None where ``flags`` is traced and has no value yet.
+
+    Under ``jax.jit`` the flags are abstract; iterative solvers then run their fixed
+    maximum number of iterations instead of stopping early.
+    """
+    xp = namespace(flags)
+    try:
+        return bool(xp.all(flags))
+    except Exception:
+        return None
+
+
+def constant(value: float, like: Array) -> Array:
+    """Return ``value`` as a 0-d array with the dtype and device of ``like``."""
+    xp = namespace(like)
+    return asarray(value, xp, dtype=like.dtype, like=like)
+
+
+class ExponentialFamily:
+    """Base class of the exponential-family surrogates.
+
+    Subclasses set :attr:`natural_type`, :attr:`mean_type`, :attr:`standard_type` (named
+    tuples), :attr:`event_ndim` (dimensions of one data point) and implement
+    :meth:`natural_event_shapes`, :meth:`log_partition`, :meth:`natural_to_mean`,
+    :meth:`mean_to_natural`, :meth:`natural_to_standard`, :meth:`standard_to_natural`,
+    :meth:`sufficient_statistics`, :meth:`fisher_vector_product`, the domain checks and
+    :meth:`sample`. The base class supplies flattening, the dense Fisher (from the Fisher-vector
+    product on a basis), KL divergence and entropy (for a unit base measure), ``log_prob`` and
+    the ``validate_*`` checks.
+    """
+
+    natural_type: type
+    mean_type: type
+    standard_type: type
+    #: Number of array dimensions of one data point ``x``.
+    event_ndim: int = 1
+
+    # ------------------------------------------------------------------ layout
+
+    def natural_event_shapes(self) -> tuple[tuple[int, ...], ...]:
+        """Return the event shape of each leaf of the natural (and mean) parameters."""
+        raise NotImplementedError
+
+    def leaves(self, params: Sequence[Any]) -> list[Array]:
+        """Return the arrays of natural or mean ``params`` in flattening order."""
+        return list(params)
+
+    def from_leaves(self, leaves: Sequence[Array], kind: str = "natural") -> Any:
+        """Rebuild natural (``kind="natural"``) or mean (``"mean"``) parameters from leaves."""
+        cls = self.natural_type if kind == "natural" else self.mean_type
+        return cls(*leaves)
+
+    @property
+    def flat_dim(self) -> int:
+        """Length of the flattened natural (and mean) parameter vector."""
+        return sum(math.prod(shape) for shape in self.natural_event_shapes())
+
+    def batch_shape(self, params: Sequence[Any]) -> tuple[int, ...]:
+        """Return the broadcast batch shape of natural or mean ``params``."""
+        shapes = []
+        for leaf, event in zip(self.leaves(params), self.natural_event_shapes(), strict=True):
+            shapes.append(tuple(leaf.shape[: leaf.ndim - len(event)]))
+        from surrogate_natgrad._compat import broadcast_shapes
+
+        return broadcast_shapes(*shapes)
+
+    def flatten_natural(self, natural: Sequence[Any]) -> Array:
+        """Flatten natural parameters into vectors of length :attr:`flat_dim`.
+
+        Parameters
+        ----------
+        natural : named tuple of arrays
+            Natural parameters, possibly with leading batch dimensions.
+
+        Returns
+        -------
+        array, shape (..., flat_dim)
+            Leaves concatenated in order, each in row-major order.
+        """
+        leaves = self.leaves(natural)
+        xp = namespace(*leaves)
+        batch = self.batch_shape(natural)
+        parts = []
+        for leaf, event in zip(leaves, self.natural_event_shapes(), strict=True):
+            full = xp.broadcast_to(leaf, batch + tuple(event))
+            parts.append(xp.reshape(full, (*batch, math.prod(event))))
+        return xp.concat(parts, axis=-1)
+
+    def unflatten_natural(self, flat: Array, kind: str = "natural") -> Any:
+        """Invert :meth:`flatten_natural` (``kind="mean"`` builds mean parameters instead).
+
+        Parameters
+        ----------
+        flat : array, shape (..., flat_dim)
+            Flattened parameters.
+        kind : {"natural", "mean"}
+            Which named tuple to build.
+
+        Returns
+        -------
+        named tuple of arrays
+        """
+        xp = namespace(flat=flat)
+        batch = tuple(flat.shape[:-1])
+        leaves, start = [], 0
+        for event in self.natural_event_shapes():
+            width = math.prod(event)
+            leaves.append(xp.reshape(flat[..., start : start + width], batch + tuple(event)))
+            start += width
+        return self.from_leaves(leaves, kind)
+
+    def flatten_mean(self, mean: Sequence[Any]) -> Array:
+        """Flatten mean parameters (same layout as :meth:`flatten_natural`)."""
+        return self.flatten_natural(mean)
+
+    def unflatten_mean(self, flat: Array) -> Any:
+        """Invert :meth:`flatten_mean`."""
+        return self.unflatten_natural(flat, kind="mean")
+
+    def pairing(self, natural: Sequence[Any], mean: Sequence[Any]) -> Array:
+        """Return the inner product ``<natural, mean>`` summed over every leaf's event axes."""
+        total = None
+        for a, b, event in zip(
+            self.leaves(natural), self.leaves(mean), self.natural_event_shapes(), strict=True
+        ):
+            xp = namespace(a, b)
+            product = a * b
+            if event:
+                product = xp.sum(product, axis=tuple(range(-len(event), 0)))
+            total = product if total is None else total + product
+        return total
+
+    # ------------------------------------------------------------- interface
+
+    def log_partition(self, natural: Any) -> Array:
+        """Return the log-partition function ``A(natural)`` (shape: the batch shape)."""
+        raise NotImplementedError
+
+    def natural_to_mean(self, natural: Any) -> Any:
+        """Return the mean parameters ``E[T(x)] = grad A(natural)``."""
+        raise NotImplementedError
+
+    def mean_to_natural(self, mean: Any) -> Any:
+        """Return the natural parameters with the given mean parameters."""
+        raise NotImplementedError
+
+    def natural_to_standard(self, natural: Any) -> Any:
+        """Return the standard parameters."""
+        raise NotImplementedError
+
+    def standard_to_natural(self, standard: Any) -> Any:
+        """Return the natural parameters of the standard parameters ``standard``."""
+        raise NotImplementedError
+
+    def mean_to_standard(self, mean: Any) -> Any:
+        """Return the standard parameters of mean parameters ``mean``."""
+        return self.natural_to_standard(self.mean_to_natural(mean))
+
+    def standard_to_mean(self, standard: Any) -> Any:
+        """Return the mean parameters of standard parameters ``standard``."""
+        return self.natural_to_mean(self.standard_to_natural(standard))
+
+    def sufficient_statistics(self, x: Array) -> Any:
+        """Return ``T(x)`` as a mean-parameter named tuple (batched over ``x``)."""
+        raise NotImplementedError
+
+    def log_base_measure(self, x: Array) -> Array:
+        """Return ``log h(x)`` (zero unless a family overrides it)."""
+        xp = namespace(x=x)
+        shape = tuple(x.shape[: x.ndim - self.event_ndim])
+        return xp.zeros(shape, dtype=x.dtype)
+
+    def log_prob(self, natural: Any, x: Array) -> Array:
+        """Return ``log q(x) = <natural, T(x)> - A(natural) + log h(x)`` (broadcast batch)."""
+        statistics = self.sufficient_statistics(x)
+        return (
+            self.pairing(natural, statistics)
+            - self.log_partition(natural)
+            + self.log_base_measure(x)
+        )
+
+    def sample(self, natural: Any, rng: Any, size: int | tuple[int, ...] = ()) -> Array:
+        """Draw samples of shape ``size + batch + event`` with the generator ``rng``."""
+        raise NotImplementedError
+
+    def fisher_vector_product(self, natural: Any, vector: Any) -> Any:
+        """Return the Fisher ``grad^2 A(natural)`` applied to the natural-shaped ``vector``."""
+        raise NotImplementedError
+
+    def fisher(self, natural: Any) -> Array:
+        """Return the Fisher information ``grad^2 A`` as a dense matrix.
+
+        The matrix is over the flattened natural coordinates (:meth:`flatten_natural`), so it
+        equals the Hessian of ``log_partition(unflatten_natural(flat))``. It is built by
+        applying the closed-form :meth:`fisher_vector_product` to the coordinate basis;
+        meant for small dimensions, tests and diagnostics.
+
+        Returns
+        -------
+        array, shape (..., flat_dim, flat_dim)
+        """
+        leaves = self.leaves(natural)
+        xp = namespace(*leaves)
+        batch = self.batch_shape(natural)
+        size = self.flat_dim
+        dtype = leaves[0].dtype
+        basis = xp.eye(size, dtype=dtype, device=_device(leaves[0]))
+        basis = xp.reshape(basis, (size, *([1] * len(batch)), size))
+        products = self.fisher_vector_product(natural, self.unflatten_natural(basis))
+        flat = self.flatten_natural(products)  # (size, *batch, size): row i is F e_i
+        flat = xp.broadcast_to(flat, (size, *batch, size))
+        return xp.moveaxis(flat, 0, -1)
+
+    def kl(self, natural_p: Any, natural_q: Any) -> Array:
+        """Return ``KL(p || q)`` between two members given by natural parameters.
+
+        Uses ``A(q) - A(p) - <natural_q - natural_p, mean_p>``, exact for any exponential
+        family (families with a cheaper closed form override it).
+        """
+        mean_p = self.natural_to_mean(natural_p)
+        difference = self.from_leaves(
+            [q - p for q, p in zip(self.leaves(natural_q), self.leaves(natural_p), strict=True)]
+        )
+        return (
+            self.log_partition(natural_q)
+            - self.log_partition(natural_p)
+            - self.pairing(difference, mean_p)
+        )
+
+    def entropy(self, natural: Any) -> Array:
+        """Return the entropy ``A - <natural, mean>`` (valid for a unit base measure)."""
+        return self.log_partition(natural) - self.pairing(natural, self.natural_to_mean(natural))
+
+    def symmetrize(self, params: Any) -> Any:
+        """Return ``params`` with symmetric matrix blocks (identity for families without)."""
+        return params
+
+    def in_natural_domain(self, natural: Any) -> Array:
+        """Return a boolean array: which batch members are valid natural parameters."""
+        raise NotImplementedError
+
+    def in_mean_domain(self, mean: Any) -> Array:
+        """Return a boolean array: which batch members are valid mean parameters."""
+        raise NotImplementedError
+
+    def validate_natural(self, natural: Any, name: str = "natural") -> Any:
+        """Return ``natural`` unchanged, or raise :class:`DomainError` if any member is invalid.
+
+        Needs concrete values (not for use inside ``jax.jit``).
+        """
+        self._raise_unless(self.in_natural_domain(natural), name, "natural")
+        return natural
+
+    def validate_mean(self, mean: Any, name: str = "mean") -> Any:
+        """Return ``mean`` unchanged, or raise :class:`DomainError` if any member is invalid."""
+        self._raise_unless(self.in_mean_domain(mean), name, "mean")
+        return mean
+
+    def _raise_unless(self, flags: Array, name: str, kind: str) -> None:
+        xp = namespace(flags)
+        if not bool(xp.all(flags)):
+            bad = int(xp.sum(xp.astype(xp.logical_not(flags), xp.int64)))
+            raise DomainError(
+                f"{name}: {bad} of {max(_size(flags), 1)} parameter sets are outside the "
+                f"{kind}-parameter domain of {self!r} ({self._domain_description(kind)})"
+            )
+
+    def _domain_description(self, kind: str) -> str:
+        return "see the family's documentation"
+
+    def _xp(self, params: Sequence[Any]) -> Namespace:
+        return namespace(*self.leaves(params))
+
+
+def _size(x: Array) -> int:
+    return math.prod(int(n) for n in x.shape)
+
+
+def _device(x: Array) -> Any:
+    from surrogate_natgrad._compat import device, is_autograd_box
+
+    return None if is_autograd_box(x) else device(x)

@@ -1,0 +1,682 @@
+"""The :func:`fit` driver: maximum likelihood of a target distribution by SNGD or a baseline.
+
+Driver layer (layer 4). The numerical work happens in the data's own namespace and on its
+device, through the update rules of :mod:`surrogate_natgrad.rules`; the driver only reads
+0-d results back as Python floats for the stopping test, the history and the callback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from surrogate_natgrad._compat import (
+    Array,
+    Namespace,
+    asarray,
+    device,
+    dtype_eps,
+    is_array,
+    namespace,
+    size,
+)
+from surrogate_natgrad.distributions import (
+    Distribution,
+    NegativeBinomial,
+    NegativeBinomialMixture,
+)
+from surrogate_natgrad.errors import BackendError, ConvergenceWarning, DataError, DomainError
+from surrogate_natgrad.fitting._callbacks import Callback, IterationInfo, ProgressBar
+from surrogate_natgrad.fitting._result import FitHistory, FitResult
+from surrogate_natgrad.fitting._stopping import StoppingRule, default_gtol, default_tol
+from surrogate_natgrad.fitting._validation import (
+    check_counts,
+    check_option,
+    check_positive_int,
+    check_validation_data,
+)
+
+__all__ = ["DISTRIBUTIONS", "METHODS", "fit"]
+
+#: Methods accepted by :func:`fit`.
+METHODS = ("sngd", "gd", "adam", "bfgs", "ngd")
+
+#: Names accepted for the ``distribution`` argument of :func:`fit`.
+DISTRIBUTIONS: dict[str, type[Distribution]] = {
+    "nbinom": NegativeBinomial,
+    "negative_binomial": NegativeBinomial,
+    "nbinom-mixture": NegativeBinomialMixture,
+    "nbinom_mixture": NegativeBinomialMixture,
+    "negative_binomial_mixture": NegativeBinomialMixture,
+}
+
+_LINE_SEARCHES = ("auto", None, "backtracking", "armijo", "grid")
+# Rule statuses (surrogate_natgrad.rules.Status) that end a fit.
+_ACCEPTED = (0, 1)  # OK, BACKTRACKED
+_NONFINITE = 4
+_SINGULAR_FISHER = 5
+
+
+def _resolve_distribution(distribution: object) -> type[Distribution]:
+    if isinstance(distribution, str):
+        if distribution not in DISTRIBUTIONS:
+            raise DataError(
+                f"unknown distribution {distribution!r}; choose from {sorted(DISTRIBUTIONS)}"
+            )
+        return DISTRIBUTIONS[distribution]
+    if isinstance(distribution, type) and distribution in (
+        NegativeBinomial,
+        NegativeBinomialMixture,
+    ):
+        return distribution
+    if isinstance(distribution, Distribution):
+        raise DataError(
+            "distribution must be a class (e.g. NegativeBinomial), not an instance; pass the "
+            "instance as init= to start from it"
+        )
+    raise DataError(
+        "distribution must be NegativeBinomial, NegativeBinomialMixture or one of "
+        f"{sorted(DISTRIBUTIONS)}; got {distribution!r}"
+    )
+
+
+def _convert_init_value(name: str, value: object, xp: Namespace, like: Array) -> Array:
+    """Bring one starting value into the data's namespace, device and dtype.
+
+    Python scalars, sequences and NumPy arrays are converted (the start is small and given
+    explicitly by the user); arrays of another library or device are an error.
+    """
+    arr: Any
+    if is_array(value) and not isinstance(value, np.ndarray | np.generic):
+        try:
+            namespace(data=like, **{f"init[{name!r}]": value})
+        except BackendError as exc:
+            raise BackendError(
+                f"init[{name!r}] and data must be arrays of one library: {exc}"
+            ) from exc
+        arr = value
+    else:
+        arr = asarray(np.asarray(value, dtype=np.float64), xp, device=device(like))
+    if arr.dtype != like.dtype:
+        arr = xp.astype(arr, like.dtype)
+    return arr
+
+
+def _initial_params(
+    cls: type[Distribution],
+    init: object,
+    counts: Array,
+    n_components: int | None,
+) -> dict[str, Array]:
+    xp = namespace(counts)
+    start: Distribution
+    if init is None:
+        if cls is NegativeBinomialMixture:
+            assert n_components is not None
+            start = NegativeBinomialMixture.from_data(counts, n_components)
+        else:
+            start = NegativeBinomial.from_data(counts)
+        params = start.params
+    else:
+        if isinstance(init, Distribution):
+            if not isinstance(init, cls):
+                raise DataError(
+                    f"init is a {type(init).__name__}, but a {cls.__name__} is being fitted"
+                )
+            raw: Mapping[str, object] = init.params
+        elif isinstance(init, Mapping):
+            raw = init
+        else:
+            raise DataError(
+                f"init must be None, a {cls.__name__} or a dict of its parameters; got "
+                f"{type(init).__name__}"
+            )
+        converted = {
+            name: _convert_init_value(name, value, xp, counts) for name, value in raw.items()
+        }
+        params = cls.from_params(converted).params
+    if cls is NegativeBinomialMixture and n_components is not None:
+        found = int(params["weights"].shape[-1])
+        if found != n_components:
+            raise DataError(f"init has {found} components but n_components={n_components}")
+    # The fitting coordinates need p < 1 (logit p, and the gamma rate β = p < 1) and
+    # positive weights (their logits).
+    if bool(xp.any(params["p"] >= 1)):
+        raise DomainError(
+            "init: parameter 'p' must be below 1 to start a fit (p = 1 is a point mass at 0)"
+        )
+    if "weights" in params and bool(xp.any(params["weights"] <= 0)):
+        raise DomainError("init: every mixture weight must be positive to start a fit")
+    return {
+        name: (v if v.dtype == counts.dtype else xp.astype(v, counts.dtype))
+        for name, v in params.items()
+    }
+
+
+class _Method:
+    """One optimisation method set up for one fit: the rule and its coordinates."""
+
+    def __init__(
+        self,
+        method: str,
+        cls: type[Distribution],
+        target: dict[str, Array],
+        counts: Array,
+        *,
+        step_size: float | None,
+        aux_step_size: float | None,
+        line_search: str | None,
+        minibatch: bool,
+        grid_size: int,
+        mc_samples: int,
+        rng: Any,
+        backend: str | None,
+    ) -> None:
+        from surrogate_natgrad import rules
+
+        self.method = method
+        self.cls = cls
+        batched = line_search == "grid"
+        aux_rule = rules.Adam(step_size=aux_step_size) if aux_step_size else rules.Adam(1e-2)
+        self.rule: Any
+        if method == "sngd":
+            n_components = int(target["weights"].shape[-1]) if "weights" in target else None
+            surrogate_map = (
+                cls.surrogate_map(n_components)  # type: ignore[attr-defined]
+                if n_components is not None
+                else cls.surrogate_map()  # type: ignore[attr-defined]
+            )
+            default_step = 0.1 if minibatch else 1.0
+            self.rule = rules.SNGD(
+                surrogate_map,
+                form="mle",
+                step_size=step_size or default_step,
+                line_search=line_search,
+                aux_rule=aux_rule,
+                grid_size=grid_size,
+                objective_batched=batched,
+                backend=backend,
+            )
+            self.state = self.rule.init_from_target(target)
+            self.fallback = self._fallback(line_search, grid_size)
+            return
+        coords = cls.to_unconstrained(target)  # type: ignore[attr-defined]
+        if method == "gd":
+            self.rule = rules.GradientDescent(
+                step_size=step_size or (0.01 if minibatch else 1.0),
+                line_search=line_search,
+                grid_size=grid_size,
+                objective_batched=batched,
+                backend=backend,
+            )
+        elif method == "adam":
+            self.rule = rules.Adam(step_size=step_size or 0.05, backend=backend)
+        elif method == "bfgs":
+            self.rule = rules.BFGS(
+                step_size=step_size or 1.0,
+                line_search=line_search,
+                grid_size=grid_size,
+                objective_batched=batched,
+                backend=backend,
+            )
+        else:  # ngd
+            dtype = target["p"].dtype
+            xp = namespace(counts)
+
+            def log_prob(unconstrained: Any, samples: Array) -> Array:
+                return cls.pointwise_log_prob(  # type: ignore[attr-defined]
+                    cls.from_unconstrained(unconstrained), samples  # type: ignore[attr-defined]
+                )
+
+            def sampler(unconstrained: Any, n_samples: int) -> Array:
+                params = cls.from_unconstrained(unconstrained)  # type: ignore[attr-defined]
+                draws = cls.from_params(params, validate=False).sample(n_samples, seed=rng)
+                return xp.astype(draws, dtype)
+
+            self.rule = rules.NaturalGradientDescent(
+                log_prob=log_prob,
+                sampler=sampler,
+                n_samples=mc_samples,
+                step_size=step_size or (0.1 if minibatch else 1.0),
+                line_search=line_search,
+                grid_size=grid_size,
+                objective_batched=batched,
+                batched_log_prob=True,
+                backend=backend,
+            )
+        self.state = self.rule.init(coords)
+        self.fallback = self._fallback(line_search, grid_size)
+
+    def _fallback(self, line_search: str | None, grid_size: int) -> Any:
+        """A backtracking version of the rule, for when no grid step is acceptable.
+
+        Near the boundary of the domain (a mixture component drifting towards the Poisson
+        limit ``p -> 1``, say) even the smallest grid step can leave it; halving from that
+        step (up to 20 times, requiring no increase of the loss) usually still finds one.
+        """
+        if line_search != "grid":
+            return None
+        smallest = self.rule.step_size / grid_size
+        search = "armijo" if self.method == "sngd" else "backtracking"
+        return dataclasses.replace(self.rule, line_search=search, step_size=smallest)
+
+    def target_params(self, state: Any) -> dict[str, Array]:
+        """Target parameters at ``state``."""
+        if self.method == "sngd":
+            return dict(self.rule.target_params(state))
+        return self.cls.from_unconstrained(state.params)  # type: ignore[attr-defined]
+
+    def objective(
+        self, counts: Array, frequencies: Array | None = None
+    ) -> Callable[[Any], Array]:
+        """The loss in the rule's coordinates, on ``counts`` (with their ``frequencies``)."""
+        cls = self.cls
+        if self.method == "sngd":
+            return lambda target: cls.mean_nll(target, counts, frequencies)  # type: ignore[attr-defined]
+        return lambda coords: cls.mean_nll(  # type: ignore[attr-defined]
+            cls.from_unconstrained(coords), counts, frequencies  # type: ignore[attr-defined]
+        )
+
+
+def _compress(counts: Array) -> tuple[Array, Array]:
+    """Distinct values of ``counts`` and how often each occurs (as floats).
+
+    Count data repeat a lot (20,190 doctor-visit counts take 60 distinct values), so the
+    likelihood over distinct values with frequencies costs a fraction of the full sum.
+    """
+    xp = namespace(counts)
+    unique = xp.unique_counts(counts)
+    return unique.values, xp.astype(unique.counts, counts.dtype)
+
+
+def _resolve_line_search(line_search: object, method: str, minibatch: bool) -> str | None:
+    check_option("line_search", line_search, _LINE_SEARCHES)
+    if line_search != "auto":
+        if method == "adam" and line_search is not None:
+            raise DataError("method='adam' takes no line search; use line_search=None")
+        return line_search  # type: ignore[return-value]
+    if method == "adam":
+        return None
+    if minibatch:
+        # A grid search on a minibatch would overfit the batch; keep steps safe instead.
+        return "backtracking" if method in ("sngd", "bfgs", "ngd") else None
+    # The paper's full-batch setting: a grid line search for every method.
+    return "grid"
+
+
+def _float(value: Array) -> float:
+    """Read a 0-d array back as a Python float (one scalar transfer to the host)."""
+    return float(value)
+
+
+def fit(
+    distribution: type[Distribution] | str,
+    data: Array,
+    *,
+    method: str = "sngd",
+    init: Distribution | Mapping[str, object] | None = None,
+    max_iter: int | None = None,
+    tol: float | None = None,
+    gtol: float | None = None,
+    step_size: float | None = None,
+    aux_step_size: float | None = None,
+    line_search: str | None = "auto",
+    batch_size: int | None = None,
+    callback: Callback | None = None,
+    progress: bool = False,
+    seed: int | None = None,
+    backend: str | None = None,
+    validation_data: Array | None = None,
+    n_components: int | None = None,
+    grid_size: int | None = None,
+    mc_samples: int = 10_000,
+    eval_every: int = 10,
+) -> FitResult:
+    """Fit a distribution to count data by maximum likelihood.
+
+    Parameters
+    ----------
+    distribution : type or str
+        :class:`~surrogate_natgrad.distributions.NegativeBinomial` (``"nbinom"``) or
+        :class:`~surrogate_natgrad.distributions.NegativeBinomialMixture`
+        (``"nbinom-mixture"``).
+    data : array
+        One-dimensional counts (finite, non-negative integer values of any numeric dtype),
+        as a NumPy, CuPy, torch, JAX or array-api-strict array. The fit runs in this
+        array's namespace and on its device; float32 data are fitted in float32.
+    method : {"sngd", "gd", "adam", "bfgs", "ngd"}, optional
+        ``"sngd"`` (default): surrogate natural gradient descent through the gamma (mixture)
+        surrogate. Baselines on unconstrained coordinates (``log n``, ``logit p``, weight
+        logits): ``"gd"`` gradient descent, ``"adam"``, ``"bfgs"`` (``H₀ = I``), ``"ngd"``
+        natural gradient descent with a Monte Carlo Fisher (``mc_samples`` samples).
+    init : Distribution, dict or None, optional
+        Starting point: an instance of ``distribution``, a dict of its parameters (NumPy
+        values are moved to the data's namespace and device), or None for a data-driven
+        start (method of moments, with a safe over-dispersed fallback when the variance
+        does not exceed the mean; for mixtures a deterministic quantile-based start).
+    max_iter : int, optional
+        Largest number of iterations (default 500; 1000 with minibatches).
+    tol : float, optional
+        Relative change of the loss below which an iteration makes "no progress"; two such
+        iterations in a row (plus the gradient test) mean convergence. Default from the
+        dtype: ``eps**0.625`` (about 1.6e-10 in float64).
+    gtol : float, optional
+        Gradient-norm tolerance relative to ``max(1, |loss|)`` (default ``eps**0.25``).
+    step_size : float, optional
+        Step size (the largest step of a line search). Default 1.0 (Adam 0.05; with
+        minibatches 0.1 for SNGD/NGD, 0.01 for GD).
+    aux_step_size : float, optional
+        Step size of the Adam optimiser of auxiliary parameters in SNGD (negative binomials
+        have none; kept for targets that do).
+    line_search : {"auto", None, "backtracking", "armijo", "grid"}, optional
+        ``"auto"`` (default): the grid line search (1000 steps in ``(0, step_size]``) for
+        full-batch fits; with minibatches backtracking for SNGD, BFGS and NGD and a fixed
+        step for GD; none for Adam.
+    batch_size : int, optional
+        Minibatch size (drawn with replacement, seeded by ``seed``); full batch when None.
+        The full-data loss is then evaluated every ``eval_every`` iterations.
+    callback : callable, optional
+        Called after every iteration with an
+        :class:`~surrogate_natgrad.fitting.IterationInfo`; returning True stops the fit.
+    progress : bool, optional
+        Show a tqdm progress bar (when tqdm is installed).
+    seed : int, optional
+        Seed of the minibatches and of the Monte Carlo Fisher samples.
+    backend : str, optional
+        Autodiff backend (``"autograd"``, ``"torch"``, ``"jax"``); chosen from the data's
+        arrays by default.
+    validation_data : array, optional
+        Held-out counts (same namespace and device); their loss is recorded in the history.
+    n_components : int, optional
+        Number of mixture components K (mixtures; taken from ``init`` when given there).
+    grid_size : int, optional
+        Number of candidates of the grid line search: 1000 (the paper's) for a negative
+        binomial; ``max(100, 1000 // K)`` for a K-component mixture, whose candidates cost
+        K times as much.
+    mc_samples : int, optional
+        Monte Carlo samples per Fisher estimate of ``method="ngd"`` (default 10,000).
+    eval_every : int, optional
+        With minibatches, evaluate the full-data loss every this many iterations.
+
+    Returns
+    -------
+    FitResult
+        The fitted distribution (parameters in the data's namespace and device), the loss
+        (mean negative log-likelihood), iterations, convergence flag, status, message,
+        history and time.
+
+    Raises
+    ------
+    DataError
+        For invalid data (naming the argument, the first offending value and its index)
+        or invalid options.
+    DomainError
+        For a starting point outside the parameter domain.
+    BackendError
+        For data and start (or validation data) from different libraries or devices.
+
+    Warns
+    -----
+    ConvergenceWarning
+        When the fit stops without converging (iteration budget, non-finite loss, rejected
+        step, stall); the last good parameters are returned, never NaN.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from surrogate_natgrad.distributions import NegativeBinomial
+    >>> counts = np.random.default_rng(0).negative_binomial(5, 1 / 11, size=1000)
+    >>> result = fit(NegativeBinomial, counts)
+    >>> result.converged, result.n_iter < 20
+    (True, True)
+    """
+    start_time = time.perf_counter()
+    cls = _resolve_distribution(distribution)
+    check_option("method", method, METHODS)
+    check_positive_int("max_iter", max_iter)
+    check_positive_int("batch_size", batch_size)
+    check_positive_int("grid_size", grid_size)
+    check_positive_int("mc_samples", mc_samples, allow_none=False)
+    check_positive_int("eval_every", eval_every, allow_none=False)
+    if callback is not None and not callable(callback):
+        raise DataError(f"callback must be callable, got {type(callback).__name__}")
+    for name, value in (("tol", tol), ("gtol", gtol)):
+        if value is not None and not (value >= 0 and math.isfinite(value)):
+            raise DataError(f"{name} must be a non-negative number, got {value!r}")
+    for name, value in (("step_size", step_size), ("aux_step_size", aux_step_size)):
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            raise DataError(f"{name} must be a positive number, got {value!r}")
+    counts = check_counts(data, "data")
+    xp = namespace(counts)
+    validation = (
+        check_validation_data(validation_data, counts) if validation_data is not None else None
+    )
+    if cls is NegativeBinomialMixture:
+        check_positive_int("n_components", n_components)
+        if n_components is None:
+            if init is None:
+                raise DataError("n_components is needed to fit a mixture without init")
+        elif init is None and n_components > size(counts):
+            raise DataError(
+                f"n_components={n_components} exceeds the number of counts ({size(counts)})"
+            )
+    elif n_components not in (None, 1):
+        raise DataError(f"n_components applies to mixtures only; got {n_components!r}")
+    minibatch = batch_size is not None
+    search = _resolve_line_search(line_search, method, minibatch)
+    max_iter = max_iter if max_iter is not None else (1000 if minibatch else 500)
+    eps = dtype_eps(xp, counts.dtype)
+    stopping = StoppingRule(
+        tol=default_tol(eps) if tol is None else tol,
+        gtol=default_gtol(eps) if gtol is None else gtol,
+        max_iter=max_iter,
+    )
+
+    from surrogate_natgrad import random
+
+    rng = random.default_rng(seed, like=counts)
+    target = _initial_params(cls, init, counts, n_components)
+    if grid_size is None:
+        components = int(target["weights"].shape[-1]) if "weights" in target else 1
+        grid_size = 1000 if components == 1 else max(100, 1000 // components)
+    setup = _Method(
+        method, cls, target, counts,
+        step_size=step_size, aux_step_size=aux_step_size, line_search=search,
+        minibatch=minibatch, grid_size=grid_size, mc_samples=mc_samples, rng=rng,
+        backend=backend,
+    )
+    distinct, frequencies = _compress(counts)
+    full_objective = setup.objective(distinct, frequencies)
+    validation_distinct = _compress(validation) if validation is not None else None
+    mean_nll = cls.mean_nll  # type: ignore[attr-defined]
+
+    def full_loss(params: Mapping[str, Array]) -> float:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return _float(mean_nll(params, distinct, frequencies))
+
+    def validation_loss(params: Mapping[str, Array]) -> float | None:
+        if validation_distinct is None:
+            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return _float(mean_nll(params, *validation_distinct))
+
+    n_obs = size(counts)
+    losses: list[float] = []
+    steps: list[float] = [math.nan]
+    times: list[float] = []
+    grad_norms: list[float] = [math.nan]
+    statuses: list[str] = ["START"]
+    val_losses: list[float] = []
+
+    if minibatch:
+        losses.append(full_loss(target))
+        val = validation_loss(target)
+        val_losses.append(math.nan if val is None else val)
+    times.append(time.perf_counter() - start_time)
+
+    from surrogate_natgrad.rules import status_name
+
+    bar = ProgressBar(progress, max_iter, f"{cls.__name__} ({method})")
+    state = setup.state
+    previous_target = target  # params before the last step (full batch: loss known)
+    final_status: str | None = None
+    rejection_detail = ""
+    last_grad_norm: float | None = None
+    n_iter = 0
+    try:
+        for iteration in range(1, max_iter + 1):
+            if minibatch:
+                assert batch_size is not None
+                indices = rng.integers(0, n_obs, (batch_size,))
+                objective = setup.objective(xp.take(counts, indices, axis=0))
+            else:
+                objective = full_objective
+            with warnings.catch_warnings():
+                # Out-of-domain line-search candidates evaluate to NaN on purpose.
+                warnings.simplefilter("ignore", RuntimeWarning)
+                new_state, info = setup.rule.step(state, objective)
+            if int(info.status) not in _ACCEPTED and setup.fallback is not None:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    retry_state, retry_info = setup.fallback.step(state, objective)
+                if int(retry_info.status) in _ACCEPTED:
+                    new_state, info = retry_state, retry_info
+            loss_before = _float(info.loss)
+            step_taken = _float(info.step_size)
+            code = int(info.status)
+            grad_norm = _float(info.grad_norm)
+            last_grad_norm = grad_norm
+            if not minibatch:
+                # The rule reports the loss at the point before its step.
+                losses.append(loss_before)
+                val = validation_loss(target)
+                val_losses.append(math.nan if val is None else val)
+                if not math.isfinite(loss_before):
+                    final_status = "nonfinite"
+                    target = previous_target
+                    losses[-1] = math.nan
+                    break
+            if code == _NONFINITE or (minibatch and not math.isfinite(loss_before)):
+                final_status = "nonfinite"
+                break
+            if code not in _ACCEPTED:
+                final_status = "step_rejected"
+                rejection_detail = (
+                    " (the Monte Carlo Fisher was not positive definite)"
+                    if code == _SINGULAR_FISHER
+                    else ""
+                )
+                break
+            n_iter = iteration
+            state = new_state
+            previous_target = target
+            target = setup.target_params(state)
+            steps.append(step_taken)
+            grad_norms.append(grad_norm)
+            statuses.append(status_name(code))
+            times.append(time.perf_counter() - start_time)
+            bar.update(loss_before)
+            verdict: str | None = None
+            evaluated_val: float | None = None
+            if minibatch:
+                if iteration % eval_every == 0 or iteration == max_iter:
+                    losses.append(full_loss(target))
+                    evaluated_val = validation_loss(target)
+                    val_losses.append(math.nan if evaluated_val is None else evaluated_val)
+                    verdict = stopping.update(losses[-1], None, iteration)
+                else:
+                    losses.append(math.nan)
+                    val_losses.append(math.nan)
+                    verdict = "max_iter" if iteration >= max_iter else None
+            else:
+                # Losses are known up to the point before this step (iteration - 1).
+                verdict = stopping.update(loss_before, grad_norm, iteration)
+                evaluated_val = val_losses[-1] if validation is not None else None
+            if callback is not None:
+                report = IterationInfo(
+                    iteration=iteration,
+                    loss=loss_before,
+                    step_size=step_taken,
+                    grad_norm=grad_norm,
+                    time=times[-1],
+                    status=statuses[-1],
+                    params=dict(target),
+                    validation_loss=evaluated_val,
+                )
+                if callback(report) is True:
+                    verdict = "callback"
+            if verdict is not None:
+                final_status = verdict
+                break
+    finally:
+        bar.close()
+    if final_status is None:
+        final_status = "max_iter"
+
+    # Loss at the final parameters (full batch: one more evaluation, as the rule reports
+    # losses before its steps); keep the better of the last two points.
+    final_loss = full_loss(target)
+    if not minibatch:
+        if len(losses) == n_iter + 1:
+            losses[-1] = final_loss if math.isfinite(losses[-1]) else losses[-1]
+        else:
+            losses.append(final_loss)
+            val = validation_loss(target)
+            val_losses.append(math.nan if val is None else val)
+        previous_loss = losses[-2] if len(losses) >= 2 else math.nan
+        if not math.isfinite(final_loss) or (
+            math.isfinite(previous_loss) and previous_loss < final_loss
+        ):
+            target, final_loss = previous_target, previous_loss
+    elif not math.isfinite(final_loss):
+        target, final_loss = previous_target, full_loss(previous_target)
+    # Pad the per-iteration records to one entry per point of the loss history.
+    while len(steps) < len(losses):
+        steps.append(math.nan)
+        grad_norms.append(math.nan)
+        statuses.append(statuses[-1] if final_status != "nonfinite" else "NONFINITE")
+        times.append(time.perf_counter() - start_time)
+    del losses[len(steps):]
+    del val_losses[len(steps):]
+
+    converged = final_status == "converged"
+    message = stopping.message(final_status, last_grad_norm) + rejection_detail
+    elapsed = time.perf_counter() - start_time
+    history = FitHistory(
+        loss=np.asarray(losses, dtype=float),
+        step_size=np.asarray(steps, dtype=float),
+        time=np.asarray(times, dtype=float),
+        grad_norm=np.asarray(grad_norms, dtype=float),
+        status=statuses,
+        validation_loss=np.asarray(val_losses, dtype=float) if validation is not None else None,
+    )
+    fitted = cls.from_params(target, validate=False)
+    result = FitResult(
+        distribution=fitted,
+        params=fitted.params,
+        loss=final_loss,
+        n_iter=n_iter,
+        converged=converged,
+        status=final_status,
+        message=message,
+        history=history,
+        time=elapsed,
+        method=method,
+        validation_loss=validation_loss(target),
+    )
+    if not converged and final_status != "callback":
+        warnings.warn(
+            f"{cls.__name__} fit by {method} did not converge after {n_iter} iterations: "
+            f"{message}",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+    return result

@@ -1,0 +1,402 @@
+"""Surrogate natural gradient descent (SNGD), in its MLE and VI forms.
+
+For a minimal exponential family with natural parameters ``η`` and mean parameters
+``m = ∇A(η)``, the Fisher is ``F = ∂m/∂η``, so the natural gradient with respect to ``η`` is
+the ordinary gradient with respect to ``m`` and vice versa. SNGD therefore needs no Fisher
+matrix:
+
+- **MLE form** (state: mean params ``m``): ``η = η(m)``; ``g = ∇_η f(θ(η, λ))``;
+  ``m ← m − ε g``.
+- **VI form** (state: natural params ``η``): ``m = m(η)``; ``g = ∇_m f(θ(m, λ))``;
+  ``η ← η − ε g``.
+
+``f`` is the objective evaluated on the *target* parameters ``θ = to_target(...)`` of a
+:class:`~surrogate_natgrad.maps.SurrogateMap`. The gradient of the auxiliary parameters ``λ``
+comes from the same autodiff call; they are updated by a first-order rule (Adam by default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from surrogate_natgrad import autodiff
+from surrogate_natgrad._compat import Array, Namespace, asarray, float_dtype, namespace
+from surrogate_natgrad.errors import DataError
+from surrogate_natgrad.maps import SurrogateMap
+from surrogate_natgrad.rules._base import (
+    Objective,
+    Status,
+    StepInfo,
+    tree_is_finite,
+    tree_leaves,
+    tree_norm,
+    tree_vdot,
+    tree_where,
+)
+from surrogate_natgrad.rules.first_order import Adam
+from surrogate_natgrad.rules.step_size import LINE_SEARCHES, select_step, validate_line_search
+
+__all__ = ["SNGD", "SNGDDirection", "SNGDState", "sngd_direction"]
+
+_FORMS = ("mle", "vi")
+
+
+class SNGDState(NamedTuple):
+    """State of :class:`SNGD`.
+
+    Attributes
+    ----------
+    surrogate_params : named tuple of arrays
+        The surrogate's mean parameters (MLE form) or natural parameters (VI form).
+    aux : pytree of arrays
+        Unconstrained auxiliary parameters (``()`` when there are none).
+    aux_state : pytree
+        State of the auxiliary optimiser.
+    iteration : array
+        Number of steps taken.
+    """
+
+    surrogate_params: Any
+    aux: Any
+    aux_state: Any
+    iteration: Array
+
+
+class SNGDDirection(NamedTuple):
+    """One SNGD direction: the loss, the surrogate direction and the auxiliary gradient.
+
+    Attributes
+    ----------
+    loss : array
+        The objective at the current point.
+    direction : named tuple of arrays
+        ``∇_η f`` (MLE form, to subtract from the mean parameters) or ``∇_m f`` (VI form,
+        to subtract from the natural parameters), with symmetric matrix blocks.
+    aux_grad : pytree of arrays
+        Gradient with respect to the unconstrained auxiliary parameters (``()`` if none).
+    """
+
+    loss: Array
+    direction: Any
+    aux_grad: Any
+
+
+def _check_form(form: str) -> None:
+    if form not in _FORMS:
+        raise DataError(f"form must be 'mle' or 'vi', got {form!r}")
+
+
+def _dual_and_converter(surrogate_map: SurrogateMap, form: str, surrogate_params: Any) -> Any:
+    """Return the dual coordinates (values only) and the map from them to standard params."""
+    family = surrogate_map.family
+    if form == "mle":
+        return family.mean_to_natural(surrogate_params), family.natural_to_standard
+    return family.natural_to_mean(surrogate_params), family.mean_to_standard
+
+
+def sngd_direction(
+    surrogate_map: SurrogateMap,
+    surrogate_params: Any,
+    objective: Objective,
+    *,
+    form: str = "mle",
+    aux: Any = (),
+    backend: str | None = None,
+) -> SNGDDirection:
+    """Compute the SNGD direction once (one reverse-mode autodiff call).
+
+    Parameters
+    ----------
+    surrogate_map : SurrogateMap
+        The surrogate family and the map to target parameters.
+    surrogate_params : named tuple of arrays
+        Mean parameters (``form="mle"``) or natural parameters (``form="vi"``).
+    objective : callable
+        ``objective(target_params) -> scalar loss``.
+    form : {"mle", "vi"}
+        Which SNGD form.
+    aux : pytree of arrays
+        *Unconstrained* auxiliary parameters (``()`` when there are none).
+    backend : str, optional
+        Autodiff backend name; by default chosen from the arrays.
+
+    Returns
+    -------
+    SNGDDirection
+        The loss, the natural-gradient direction for ``surrogate_params`` and the ordinary
+        gradient for ``aux``.
+    """
+    _check_form(form)
+    family = surrogate_map.family
+    dual, to_standard = _dual_and_converter(surrogate_map, form, surrogate_params)
+    has_aux = bool(tree_leaves(aux))
+    leaves = tree_leaves(dual) + tree_leaves(aux)
+    ad = autodiff.get_backend(backend, *leaves)
+
+    def loss_of(dual_params: Any, unconstrained_aux: Any) -> Array:
+        target = surrogate_map.to_target(
+            to_standard(dual_params), surrogate_map.aux_forward(unconstrained_aux)
+        )
+        return objective(target)
+
+    if has_aux:
+        loss, (direction, aux_grad) = ad.value_and_grad(lambda both: loss_of(*both))((dual, aux))
+    else:
+        loss, direction = ad.value_and_grad(lambda d: loss_of(d, aux))(dual)
+        aux_grad = aux
+    # Matrix blocks are stored in full (non-minimal) coordinates; a symmetric gradient keeps
+    # the updated parameters symmetric.
+    direction = family.symmetrize(direction)
+    if hasattr(surrogate_params, "_fields") and not isinstance(direction, type(surrogate_params)):
+        # Rebuild with the full (possibly nested) structure of the state, e.g. a mixture's
+        # MixtureMean(weights, GammaMean(...)): flattening to leaves alone loses the nesting.
+        from surrogate_natgrad import _tree
+
+        direction = _tree.tree_unflatten(
+            _tree.tree_structure(surrogate_params), tree_leaves(direction)
+        )
+    return SNGDDirection(loss, direction, aux_grad)
+
+
+@dataclass(frozen=True)
+class SNGD:
+    """Surrogate natural gradient descent (So & Turner, 2024).
+
+    Parameters
+    ----------
+    surrogate_map : SurrogateMap
+        The surrogate exponential family and the map to target parameters.
+    form : {"mle", "vi"}
+        ``"mle"`` keeps mean parameters and steps along ``∇_η f`` (moment matching at step
+        1 for a Gaussian MLE); ``"vi"`` keeps natural parameters and steps along ``∇_m f``
+        (exact in one step for conjugate models).
+    step_size : float
+        Step size ε (the first candidate for backtracking, the largest grid step).
+    line_search : {None, "backtracking", "armijo", "grid"}
+        ``None``: fixed step; a step that leaves the domain or is not finite is refused
+        (state kept, status ``OUT_OF_DOMAIN``/``NONFINITE``). ``"backtracking"``: halve up
+        to 19 times until the new point is in the surrogate's domain (mean domain for MLE,
+        natural domain for VI, and the map's ``domain``). ``"armijo"``: also until
+        ``loss(new) <= loss - armijo_c * ε * |g|²``. ``"grid"``: try ``grid_size`` steps in
+        ``(0, step_size]`` and take the lowest finite loss. When nothing works the old state
+        is returned with status ``STEP_REJECTED``.
+    aux_rule : first-order rule
+        Optimiser of the auxiliary parameters (anything with ``init_optimizer_state`` and
+        ``apply_gradient``, e.g. :class:`Adam` or :class:`GradientDescent`).
+    grid_size : int
+        Number of grid candidates.
+    objective_batched : bool
+        Opt in to evaluating the grid in one call. Contract: the family's conversions, the
+        map's ``to_target`` and the objective accept surrogate parameters with a leading
+        batch axis ``B`` (the auxiliary values stay unbatched) and
+        ``objective(batched_target_params)`` returns losses of shape ``(B,)``; the family's
+        domain check must return shape ``(B,)`` too.
+    armijo_c : float
+        Sufficient-decrease constant of ``"armijo"`` (0 asks only for no increase).
+    max_halvings : int
+        Number of backtracking candidates ``ε 2^{-k}``, ``k = 0..max_halvings-1``.
+    backend : str, optional
+        Autodiff backend name; by default chosen from the arrays.
+
+    Notes
+    -----
+    Fixed-step and ``"backtracking"`` steps are pure functions of the state without Python
+    control flow on array values when traced, so ``jax.jit(rule.make_step(objective))`` works.
+    """
+
+    surrogate_map: SurrogateMap
+    form: str = "mle"
+    step_size: float = 1.0
+    line_search: str | None = None
+    aux_rule: Any = field(default_factory=lambda: Adam(step_size=1e-2))
+    grid_size: int = 1000
+    objective_batched: bool = False
+    armijo_c: float = 0.0
+    max_halvings: int = 20
+    backend: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_form(self.form)
+        validate_line_search(self.line_search, LINE_SEARCHES)
+        if not self.step_size > 0:
+            raise DataError(f"step_size must be positive, got {self.step_size!r}")
+        if not isinstance(self.surrogate_map, SurrogateMap):
+            raise DataError(
+                f"surrogate_map must be a SurrogateMap, got {type(self.surrogate_map).__name__}"
+            )
+
+    # ------------------------------------------------------------------ initialisation
+    def init(self, surrogate_standard_params: Any, aux: Any = ()) -> SNGDState:
+        """Return the initial state.
+
+        Parameters
+        ----------
+        surrogate_standard_params : named tuple of arrays
+            The surrogate's standard parameters (e.g. ``(mean, covariance)``).
+        aux : pytree of arrays
+            *Constrained* auxiliary values (e.g. ``{"df": ν}``), ``()`` if none.
+        """
+        family = self.surrogate_map.family
+        if self.form == "mle":
+            params = family.standard_to_mean(surrogate_standard_params)
+        else:
+            params = family.standard_to_natural(surrogate_standard_params)
+        unconstrained = self.surrogate_map.aux_inverse(aux) if tree_leaves(aux) else aux
+        aux_state = (
+            self.aux_rule.init_optimizer_state(unconstrained) if tree_leaves(unconstrained) else ()
+        )
+        leaves = tree_leaves(params)
+        xp = namespace(*leaves)
+        iteration = asarray(0.0, xp, dtype=float_dtype(xp, *leaves), like=leaves[0])
+        return SNGDState(params, unconstrained, aux_state, iteration)
+
+    def init_from_target(self, target_params: Any) -> SNGDState:
+        """Return the initial state from target parameters via the map's ``from_target``."""
+        standard, aux = self.surrogate_map.initial(target_params)
+        return self.init(standard, aux)
+
+    # ------------------------------------------------------------------ read-out
+    def standard_params(self, state: SNGDState) -> Any:
+        """Return the surrogate's standard parameters at ``state``."""
+        family = self.surrogate_map.family
+        if self.form == "mle":
+            return family.mean_to_standard(state.surrogate_params)
+        return family.natural_to_standard(state.surrogate_params)
+
+    def aux_params(self, state: SNGDState) -> Any:
+        """Return the constrained auxiliary values at ``state``."""
+        if not tree_leaves(state.aux):
+            return state.aux
+        return self.surrogate_map.aux_forward(state.aux)
+
+    def target_params(self, state: SNGDState) -> Any:
+        """Return the target parameters at ``state``."""
+        return self.surrogate_map.to_target(self.standard_params(state), self.aux_params(state))
+
+    # ------------------------------------------------------------------ stepping
+    def _standard_of(self, params: Any) -> Any:
+        family = self.surrogate_map.family
+        if self.form == "mle":
+            return family.mean_to_standard(params)
+        return family.natural_to_standard(params)
+
+    def _in_domain(self, params: Any, xp: Namespace) -> Array:
+        family = self.surrogate_map.family
+        if self.form == "mle":
+            inside = family.in_mean_domain(params)
+        else:
+            inside = family.in_natural_domain(params)
+        inside = xp.all(inside) if not isinstance(inside, bool) else inside
+        if self.surrogate_map.domain is None:
+            return inside
+        # Probe the map at a safe point when the family rejects the candidate.
+        return xp.logical_and(inside, self.surrogate_map.in_domain(self._standard_of(params)))
+
+    def _loss_at(self, objective: Objective, aux: Any) -> Any:
+        constrained = self.surrogate_map.aux_forward(aux) if tree_leaves(aux) else aux
+
+        def loss(params: Any) -> Array:
+            return objective(self.surrogate_map.to_target(self._standard_of(params), constrained))
+
+        return loss
+
+    def step(self, state: SNGDState, objective: Objective) -> tuple[SNGDState, StepInfo]:
+        """Take one SNGD step.
+
+        Parameters
+        ----------
+        state : SNGDState
+            The current state.
+        objective : callable
+            ``objective(target_params) -> scalar loss`` (evaluated on *target* parameters).
+
+        Returns
+        -------
+        state : SNGDState
+            The new state (the old one when the step was refused).
+        info : StepInfo
+            Loss before the step, step size taken, status, gradient norm.
+        """
+        params = state.surrogate_params
+        leaves = tree_leaves(params)
+        xp = namespace(*leaves)
+        found = sngd_direction(
+            self.surrogate_map,
+            params,
+            objective,
+            form=self.form,
+            aux=state.aux,
+            backend=self.backend,
+        )
+        has_aux = bool(tree_leaves(state.aux))
+        if has_aux:
+            new_aux, new_aux_state = self.aux_rule.apply_gradient(
+                state.aux, found.aux_grad, state.aux_state
+            )
+        else:
+            new_aux, new_aux_state = state.aux, state.aux_state
+        loss_fn = self._loss_at(objective, new_aux)
+        use_batch = self.line_search == "grid" and self.objective_batched
+        new_params, step, status = select_step(
+            params,
+            found.direction,
+            xp=xp,
+            step_size=self.step_size,
+            line_search=self.line_search,
+            domain=lambda p: self._in_domain(p, xp),
+            loss=loss_fn,
+            current_loss=found.loss,
+            slope=tree_vdot(found.direction, found.direction, xp),
+            armijo_c=self.armijo_c,
+            max_halvings=self.max_halvings,
+            grid_size=self.grid_size,
+            batched_loss=loss_fn if use_batch else None,
+            batched_domain=self._batched_domain(xp) if use_batch else None,
+        )
+        like = leaves[0]
+        finite = xp.logical_and(
+            xp.all(xp.isfinite(found.loss)), tree_is_finite(found.direction, xp)
+        )
+        if has_aux:
+            finite = xp.logical_and(finite, tree_is_finite(found.aux_grad, xp))
+            finite = xp.logical_and(finite, tree_is_finite(new_aux, xp))
+        status = xp.where(
+            finite, status, asarray(int(Status.NONFINITE), xp, dtype=xp.int32, like=like)
+        )
+        accepted = status <= int(Status.BACKTRACKED)
+        new_state = SNGDState(
+            tree_where(accepted, new_params, params),
+            tree_where(accepted, new_aux, state.aux) if has_aux else state.aux,
+            tree_where(accepted, new_aux_state, state.aux_state) if has_aux else state.aux_state,
+            state.iteration + 1,
+        )
+        grad_norm = tree_norm(found.direction, xp)
+        if has_aux:
+            grad_norm = xp.sqrt(grad_norm**2 + tree_norm(found.aux_grad, xp) ** 2)
+        step = xp.where(accepted, step, xp.zeros_like(step))
+        return new_state, StepInfo(found.loss, step, status, grad_norm)
+
+    def _batched_domain(self, xp: Namespace) -> Any:
+        family = self.surrogate_map.family
+
+        def domain(params: Any) -> Array:
+            if self.form == "mle":
+                inside = family.in_mean_domain(params)
+            else:
+                inside = family.in_natural_domain(params)
+            if self.surrogate_map.domain is not None:
+                inside = xp.logical_and(
+                    inside, self.surrogate_map.in_domain(self._standard_of(params))
+                )
+            return inside
+
+        return domain
+
+    def make_step(self, objective: Objective) -> Any:
+        """Return ``step(state) -> (state, info)`` for a fixed objective.
+
+        The returned function is pure, so ``jax.jit(rule.make_step(objective))`` compiles a
+        fixed-step or ``"backtracking"`` step.
+        """
+        return lambda state: self.step(state, objective)

@@ -1,0 +1,150 @@
+"""Tests of ``surrogate_natgrad._compat.linalg`` against NumPy/SciPy and finite differences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.linalg
+
+from surrogate_natgrad._compat import linalg, namespace
+from tests.helpers import central_difference, to_numpy
+
+
+def _spd(rng: np.random.Generator, n: int, batch: tuple[int, ...] = ()) -> np.ndarray:
+    w = rng.normal(size=(*batch, n, n))
+    return w @ np.swapaxes(w, -1, -2) / n + 0.5 * np.eye(n)
+
+
+def _grad(ad_backend, fun, x):
+    """Gradient of a scalar function with the backend's own autodiff (independent of ours)."""
+    name = ad_backend.name
+    if name == "numpy":
+        import autograd
+
+        return autograd.grad(fun)(x)
+    if name.startswith("torch"):
+        import torch.func
+
+        return torch.func.grad(fun)(x)
+    import jax
+
+    return jax.grad(fun)(x)
+
+
+def test_cholesky_and_logdet_match_numpy(backend):
+    rng = np.random.default_rng(0)
+    a = _spd(rng, 3, (2,))
+    chol = linalg.cholesky(backend.asarray(a))
+    assert type(chol) is type(backend.asarray(a))
+    np.testing.assert_allclose(to_numpy(chol), np.linalg.cholesky(a), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        to_numpy(linalg.logdet_from_cholesky(chol)), np.linalg.slogdet(a)[1], rtol=1e-12
+    )
+
+
+@pytest.mark.parametrize("lower", [True, False])
+def test_solve_triangular_batched_matches_scipy(backend, lower):
+    rng = np.random.default_rng(1)
+    tri = np.tril(rng.normal(size=(2, 3, 3))) + 3 * np.eye(3)
+    if not lower:
+        tri = np.swapaxes(tri, -1, -2)
+    rhs = rng.normal(size=(3, 2))  # broadcast over the batch of matrices
+    out = linalg.solve_triangular(backend.asarray(tri), backend.asarray(rhs), lower=lower)
+    expected = np.stack([scipy.linalg.solve_triangular(t, rhs, lower=lower) for t in tri])
+    np.testing.assert_allclose(to_numpy(out), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_cho_solve_and_inverse_match_numpy(backend):
+    rng = np.random.default_rng(2)
+    a = _spd(rng, 4, (3,))
+    rhs = rng.normal(size=(3, 4, 2))
+    chol = linalg.cholesky(backend.asarray(a))
+    np.testing.assert_allclose(
+        to_numpy(linalg.cho_solve(chol, backend.asarray(rhs))), np.linalg.solve(a, rhs), rtol=1e-10
+    )
+    np.testing.assert_allclose(to_numpy(linalg.cho_inverse(chol)), np.linalg.inv(a), rtol=1e-10)
+
+
+def test_symmetrize_and_outer(backend):
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(2, 3, 3))
+    x, y = rng.normal(size=(2, 3)), rng.normal(size=(2, 4))
+    np.testing.assert_allclose(
+        to_numpy(linalg.symmetrize(backend.asarray(a))), (a + np.swapaxes(a, -1, -2)) / 2
+    )
+    np.testing.assert_allclose(
+        to_numpy(linalg.matrix_outer(backend.asarray(x), backend.asarray(y))),
+        np.einsum("bi,bj->bij", x, y),
+    )
+
+
+def test_is_positive_definite_never_raises(backend):
+    rng = np.random.default_rng(4)
+    good = _spd(rng, 3)
+    indefinite = np.diag([1.0, -1.0, 2.0])
+    with_nan = good.copy()
+    with_nan[0, 1] = np.nan
+    singular = np.zeros((3, 3))
+    stack = np.stack([good, indefinite, with_nan, singular, good + np.eye(3)])
+    flags = linalg.is_positive_definite(backend.asarray(stack))
+    np.testing.assert_array_equal(to_numpy(flags), [True, False, False, False, True])
+    assert to_numpy(linalg.is_positive_definite(backend.asarray(good))).shape == ()
+
+
+def test_float32_stays_float32(backend):
+    a = _spd(np.random.default_rng(5), 3).astype(np.float32)
+    chol = linalg.cholesky(backend.asarray(a))
+    solved = linalg.cho_solve(chol, backend.asarray(np.ones((3, 1), dtype=np.float32)))
+    assert to_numpy(solved).dtype == np.float32
+    assert to_numpy(linalg.logdet_from_cholesky(chol)).dtype == np.float32
+
+
+def test_gradients_match_finite_differences(ad_backend):
+    rng = np.random.default_rng(6)
+    a0 = _spd(rng, 3, (2,))
+    rhs = rng.normal(size=(2, 3, 2))
+    weights = rng.normal(size=(2, 3, 2))
+
+    def reference(a):
+        sym = (a + np.swapaxes(a, -1, -2)) / 2
+        return np.sum(weights * np.linalg.solve(sym, rhs)) + np.sum(np.linalg.slogdet(sym)[1])
+
+    rhs_b, weights_b = ad_backend.asarray(rhs), ad_backend.asarray(weights)
+
+    def ours(a):
+        chol = linalg.cholesky(linalg.symmetrize(a))
+        solved = linalg.cho_solve(chol, rhs_b)
+        inverse_term = linalg.cho_inverse(chol)[..., 0, 1]
+        value = (weights_b * solved).sum() + linalg.logdet_from_cholesky(chol).sum()
+        return value + inverse_term.sum()
+
+    def reference_full(a):
+        sym = (a + np.swapaxes(a, -1, -2)) / 2
+        return reference(a) + np.sum(np.linalg.inv(sym)[..., 0, 1])
+
+    grad = to_numpy(_grad(ad_backend, ours, ad_backend.asarray(a0)))
+    np.testing.assert_allclose(grad, central_difference(reference_full, a0), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("lower", [True, False])
+def test_solve_triangular_gradient(ad_backend, lower):
+    rng = np.random.default_rng(7)
+    tri0 = np.tril(rng.normal(size=(3, 3))) + 3 * np.eye(3)
+    if not lower:
+        tri0 = tri0.T
+    rhs = rng.normal(size=(3, 2))
+    mask = np.tril(np.ones((3, 3))) if lower else np.triu(np.ones((3, 3)))
+
+    def reference(t):
+        return np.sum(np.sin(scipy.linalg.solve_triangular(t * mask, rhs, lower=lower)))
+
+    rhs_b = ad_backend.asarray(rhs)
+    mask_b = ad_backend.asarray(mask)
+
+    def ours(t):
+        solved = linalg.solve_triangular(t * mask_b, rhs_b, lower=lower)
+        xp = namespace(solved)
+        return xp.sum(xp.sin(solved))
+
+    grad = to_numpy(_grad(ad_backend, ours, ad_backend.asarray(tri0)))
+    np.testing.assert_allclose(grad * mask, central_difference(reference, tri0) * mask, rtol=1e-6)
