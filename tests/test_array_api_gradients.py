@@ -8,6 +8,8 @@ NumPy (an independent reference: no autodiff involved).
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pytest
 
@@ -137,7 +139,7 @@ def test_gradient_matches_finite_differences(ad_backend, case):
     if ad_backend.name not in {"numpy", "torch", "jax"}:
         pytest.skip("CPU autodiff backends only")
     fun = CASES[case]
-    rng = np.random.default_rng(abs(hash(case)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(case.encode()))
     x = rng.uniform(0.2, 1.2, size=14) * rng.choice([-1.0, 1.0], size=14)
     if case in {"cumulative_prod"}:
         x = np.abs(x)
