@@ -28,7 +28,22 @@ from surrogate_natgrad._compat import (
 )
 from surrogate_natgrad.errors import DomainError
 
-__all__ = ["Distribution", "check_parameter"]
+__all__ = ["Distribution", "check_parameter", "registered"]
+
+# Target classes by lower-case name and alias, filled by Distribution.__init_subclass__.
+_REGISTRY: dict[str, type[Distribution]] = {}
+
+
+def registered() -> dict[str, type[Distribution]]:
+    """Return the target classes by lower-case name and alias (a new dict).
+
+    Returns
+    -------
+    dict of str to type
+        Every imported :class:`Distribution` subclass under its lower-case class name and
+        its :attr:`~Distribution.aliases`.
+    """
+    return dict(_REGISTRY)
 
 
 def _is_concrete(value: Array) -> bool:
@@ -114,8 +129,23 @@ class Distribution:
     """
 
     param_names: ClassVar[tuple[str, ...]] = ()
+    #: Trailing axes of one observation: 0 for scalar data ``(N,)``, 1 for vectors ``(N, d)``.
+    event_ndim: ClassVar[int] = 0
+    #: True for count data: :func:`~surrogate_natgrad.fit` then evaluates the likelihood
+    #: over the distinct values with their frequencies.
+    discrete: ClassVar[bool] = False
+    #: Structural options of :func:`~surrogate_natgrad.fit` forwarded to :meth:`from_data`
+    #: (e.g. ``("n_components",)`` for mixtures).
+    fit_options: ClassVar[tuple[str, ...]] = ()
+    #: Other names accepted for the class by :func:`~surrogate_natgrad.fit` and the CLI.
+    aliases: ClassVar[tuple[str, ...]] = ()
 
     _params: dict[str, Array]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for alias in (cls.__name__.lower(), *cls.aliases):
+            _REGISTRY[alias.lower()] = cls
 
     def _init_params(self, params: Mapping[str, object], validate: bool) -> None:
         """Convert ``params`` to arrays of one namespace, device and floating dtype.
@@ -175,6 +205,105 @@ class Distribution:
 
     def _validate(self) -> None:
         """Raise :class:`DomainError` for parameters outside the domain."""
+
+    # ------------------------------------------------------------------------------------
+    # The fit protocol: what :func:`surrogate_natgrad.fit` needs from a target class
+    # ------------------------------------------------------------------------------------
+
+    @classmethod
+    def check_data(cls, data: object, name: str = "data") -> Array:
+        """Check observations and return them as a floating array of their namespace.
+
+        The default accepts finite real data of shape ``(N,)`` (``event_ndim = 0``) or
+        ``(N, d)`` (``event_ndim = 1``) with ``N >= 1``; subclasses add their support.
+
+        Parameters
+        ----------
+        data : array
+            The observations.
+        name : str, optional
+            The argument's name, used in error messages.
+
+        Returns
+        -------
+        array
+            ``data`` as a floating array (float64 unless already floating), same namespace
+            and device; ``data`` itself is not modified.
+
+        Raises
+        ------
+        DataError
+            Naming ``name``, the problem, and the first offending value and its index.
+        BackendError
+            If ``data`` is not an array.
+        """
+        from surrogate_natgrad.distributions._checks import check_real_data
+
+        return check_real_data(data, name, event_ndim=cls.event_ndim)
+
+    @classmethod
+    def from_data(cls, data: Array, **options: Any) -> Distribution:
+        """A data-driven starting point for a fit (see the subclass)."""
+        raise NotImplementedError(f"{cls.__name__} has no data-driven start; pass init=")
+
+    @classmethod
+    def check_start(cls, params: Mapping[str, Array]) -> None:
+        """Raise :class:`DomainError` unless ``params`` lie where the fit's coordinates exist.
+
+        Parameters
+        ----------
+        params : mapping of str to array
+            A (valid) parameter set.
+        """
+
+    @classmethod
+    def surrogate_map_for(cls, params: Mapping[str, Array]) -> Any:
+        """The SNGD surrogate map for parameters shaped like ``params`` (see the subclass)."""
+        raise NotImplementedError(f"{cls.__name__} has no surrogate map")
+
+    @staticmethod
+    def to_unconstrained(params: Mapping[str, Array]) -> dict[str, Array]:
+        """Unconstrained coordinates of the baselines (see the subclass)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def from_unconstrained(coords: Mapping[str, Array]) -> dict[str, Array]:
+        """Inverse of :meth:`to_unconstrained` (see the subclass)."""
+        raise NotImplementedError
+
+    @classmethod
+    def pointwise_log_prob(cls, params: Mapping[str, Array], x: Array) -> Array:
+        """Log-density of each observation ``x[i]`` (default: :meth:`log_prob_from_params`)."""
+        return cls.log_prob_from_params(params, x)
+
+    @classmethod
+    def mean_nll(cls, params: Mapping[str, Array], x: Array, weights: Array | None = None) -> Array:
+        """Mean negative log-likelihood of the observations ``x``.
+
+        Parameters
+        ----------
+        params : mapping of str to array
+            The parameters.
+        x : array
+            Observations, shape ``(N,)`` or ``(N, d)``.
+        weights : array, optional
+            Non-negative weight (frequency) of each observation; the mean is weighted.
+
+        Returns
+        -------
+        array
+            0-d: ``-sum_i w_i log p(x_i) / sum_i w_i``.
+        """
+        log_probs = cls.log_prob_from_params(params, x)
+        xp = namespace(log_probs)
+        if weights is None:
+            return -xp.mean(log_probs, axis=-1)
+        return -xp.sum(log_probs * weights, axis=-1) / xp.sum(weights)
+
+    @classmethod
+    def default_grid_size(cls, params: Mapping[str, Array]) -> int:
+        """Candidates of the grid line search for ``params`` (default 1000, the paper's)."""
+        return 1000
 
     # ------------------------------------------------------------------------------------
     # Shared behaviour

@@ -17,6 +17,7 @@ Pure math (layer 3): array API plus :mod:`surrogate_natgrad.special`.
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Mapping
 from typing import Any, ClassVar, cast
 
@@ -32,7 +33,7 @@ from surrogate_natgrad._compat import (
     size,
 )
 from surrogate_natgrad.distributions._base import Distribution, check_parameter
-from surrogate_natgrad.distributions._checks import check_counts
+from surrogate_natgrad.distributions._checks import check_counts, check_float_precision
 from surrogate_natgrad.errors import DataError, DomainError
 
 __all__ = [
@@ -93,9 +94,7 @@ def nbinom_logpmf(x: Array, n: Array, p: Array) -> Array:
     p_safe = xp.where(degenerate, xp.full_like(p, 0.5), p)
     failures = x_safe * xp.log1p(-p_safe)
     value = log_coefficient + special.xlogy(n, p) + failures
-    impossible = xp.logical_or(
-        xp.logical_not(in_support), xp.logical_and(degenerate, x_safe > 0)
-    )
+    impossible = xp.logical_or(xp.logical_not(in_support), xp.logical_and(degenerate, x_safe > 0))
     return xp.where(impossible, xp.full_like(value, -xp.inf), value)
 
 
@@ -201,9 +200,21 @@ def _nbinom_sample(rng: Any, n: Array, p: Array, shape: tuple[int, ...]) -> Arra
 
 
 def _normalise_shape(size_arg: int | tuple[int, ...]) -> tuple[int, ...]:
-    if isinstance(size_arg, int):
-        return (size_arg,)
-    return tuple(int(s) for s in size_arg)
+    """Check a sample ``size`` (an int or a tuple of ints, none negative) as a tuple."""
+    entries = (size_arg,) if not isinstance(size_arg, tuple | list) else tuple(size_arg)
+    shape = []
+    for entry in entries:
+        # operator.index accepts Python and NumPy integers, not floats, bools or strings.
+        try:
+            extent = operator.index(entry) if not isinstance(entry, bool) else None
+        except TypeError:
+            extent = None
+        if extent is None or extent < 0:
+            raise DataError(
+                f"size must be a non-negative int or a tuple of them, got {size_arg!r}"
+            )
+        shape.append(extent)
+    return tuple(shape)
 
 
 # ----------------------------------------------------------------------------------------
@@ -240,12 +251,60 @@ class NegativeBinomial(Distribution):
     """
 
     param_names: ClassVar[tuple[str, ...]] = ("n", "p")
+    discrete: ClassVar[bool] = True
+    aliases: ClassVar[tuple[str, ...]] = ("nbinom", "negative_binomial", "negative-binomial")
+
+    @classmethod
+    def check_data(cls, data: object, name: str = "data") -> Array:
+        """Check count data (see :func:`~surrogate_natgrad.distributions.check_counts`).
+
+        Parameters
+        ----------
+        data : array
+            One-dimensional counts.
+        name : str, optional
+            The argument's name, used in error messages.
+
+        Returns
+        -------
+        array
+            The counts as a floating array of their namespace and device.
+        """
+        return check_counts(data, name)
+
+    @classmethod
+    def check_start(cls, params: Mapping[str, Array]) -> None:
+        """Require ``p < 1`` (the fit uses ``logit p`` and the gamma rate ``β = p < 1``).
+
+        Parameters
+        ----------
+        params : mapping of str to array
+            A valid parameter set.
+
+        Raises
+        ------
+        DomainError
+            If some ``p`` equals 1, or (mixtures) some weight is zero.
+        """
+        xp = namespace(*params.values())
+        if bool(xp.any(params["p"] >= 1)):
+            raise DomainError(
+                "init: parameter 'p' must be below 1 to start a fit (p = 1 is a point mass at 0)"
+            )
+        if "weights" in params and bool(xp.any(params["weights"] <= 0)):
+            raise DomainError("init: every mixture weight must be positive to start a fit")
+
+    @classmethod
+    def surrogate_map_for(cls, params: Mapping[str, Array]) -> Any:
+        """The gamma surrogate map (see :meth:`surrogate_map`); ``params`` is not needed."""
+        return cls.surrogate_map()
 
     def __init__(self, n: object, p: object, *, validate: bool = True) -> None:
         self._init_params({"n": n, "p": p}, validate)
 
     def _validate(self) -> None:
         name = type(self).__name__
+        check_float_precision(self.xp, self.dtype, f"the parameters of {name}")
         check_parameter("n", self._params["n"], _positive_finite, "positive and finite", name)
         check_parameter("p", self._params["p"], _probability, "in (0, 1]", name)
         xp = self.xp
@@ -316,7 +375,7 @@ class NegativeBinomial(Distribution):
             return loss(n, p)
         rows = max(1, max_elements // count)
         pieces = [
-            loss(n[start:start + rows, ...], p[start:start + rows, ...])
+            loss(n[start : start + rows, ...], p[start : start + rows, ...])
             for start in range(0, int(n.shape[0]), rows)
         ]
         return xp.concat(pieces, axis=0)
@@ -407,7 +466,7 @@ class NegativeBinomial(Distribution):
         return cls(mean_arr * mean_arr / (var_arr - mean_arr), mean_arr / var_arr)
 
     @classmethod
-    def from_data(cls, data: Array) -> NegativeBinomial:
+    def from_data(cls, data: Array) -> NegativeBinomial:  # type: ignore[override]
         """Method-of-moments estimate from counts, with a safe over-dispersed fallback.
 
         Parameters
@@ -519,10 +578,37 @@ class NegativeBinomialMixture(Distribution):
     """
 
     param_names: ClassVar[tuple[str, ...]] = ("weights", "n", "p")
+    discrete: ClassVar[bool] = True
+    fit_options: ClassVar[tuple[str, ...]] = ("n_components",)
+    aliases: ClassVar[tuple[str, ...]] = (
+        "nbinom-mixture",
+        "nbinom_mixture",
+        "negative_binomial_mixture",
+    )
+    check_data = NegativeBinomial.check_data
+    check_start = NegativeBinomial.check_start
 
-    def __init__(
-        self, weights: object, n: object, p: object, *, validate: bool = True
-    ) -> None:
+    @classmethod
+    def surrogate_map_for(cls, params: Mapping[str, Array]) -> Any:
+        """The joint gamma-mixture map sized for the K components of ``params``.
+
+        Parameters
+        ----------
+        params : mapping of str to array
+            Mixture parameters (``weights`` of shape ``(K,)``).
+
+        Returns
+        -------
+        surrogate_natgrad.maps.SurrogateMap
+        """
+        return cls.surrogate_map(int(params["weights"].shape[-1]))
+
+    @classmethod
+    def default_grid_size(cls, params: Mapping[str, Array]) -> int:
+        """``max(100, 1000 // K)``: each candidate costs K times a single NB's."""
+        return max(100, 1000 // int(params["weights"].shape[-1]))
+
+    def __init__(self, weights: object, n: object, p: object, *, validate: bool = True) -> None:
         self._init_params({"weights": weights, "n": n, "p": p}, validate)
 
     @property
@@ -533,6 +619,7 @@ class NegativeBinomialMixture(Distribution):
     def _validate(self) -> None:
         name = type(self).__name__
         params = self._params
+        check_float_precision(self.xp, self.dtype, f"the parameters of {name}")
         for key in self.param_names:
             if params[key].ndim < 1:
                 raise DomainError(
@@ -624,7 +711,7 @@ class NegativeBinomialMixture(Distribution):
             return loss(params)
         rows = max(1, max_elements // count)
         pieces = [
-            loss({key: value[start:start + rows, ...] for key, value in params.items()})
+            loss({key: value[start : start + rows, ...] for key, value in params.items()})
             for start in range(0, int(weights.shape[0]), rows)
         ]
         return xp.concat(pieces, axis=0)
@@ -738,7 +825,9 @@ class NegativeBinomialMixture(Distribution):
         return cls(weights, n, p)
 
     @classmethod
-    def from_data(cls, data: Array, n_components: int) -> NegativeBinomialMixture:
+    def from_data(  # type: ignore[override]
+        cls, data: Array, n_components: int | None = None
+    ) -> NegativeBinomialMixture:
         """A deterministic, quantile-based start for fitting a K-component mixture.
 
         The sorted counts are cut into K groups of (almost) equal size; each group gives a
@@ -761,7 +850,9 @@ class NegativeBinomialMixture(Distribution):
         DataError
             If ``data`` is not valid count data or has fewer than K counts.
         """
-        if not isinstance(n_components, int) or n_components < 1:
+        if n_components is None:
+            raise DataError("n_components is needed to start a mixture fit from the data")
+        if isinstance(n_components, bool) or not isinstance(n_components, int) or n_components < 1:
             raise DataError(f"n_components must be a positive integer; got {n_components!r}")
         counts = check_counts(data, "data")
         xp = namespace(counts)

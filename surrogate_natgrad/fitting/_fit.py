@@ -24,19 +24,14 @@ from surrogate_natgrad._compat import (
     dtype_eps,
     is_array,
     namespace,
-    size,
 )
-from surrogate_natgrad.distributions import (
-    Distribution,
-    NegativeBinomial,
-    NegativeBinomialMixture,
-)
-from surrogate_natgrad.errors import BackendError, ConvergenceWarning, DataError, DomainError
+from surrogate_natgrad.distributions import Distribution
+from surrogate_natgrad.distributions._base import registered
+from surrogate_natgrad.errors import BackendError, ConvergenceWarning, DataError
 from surrogate_natgrad.fitting._callbacks import Callback, IterationInfo, ProgressBar
 from surrogate_natgrad.fitting._result import FitHistory, FitResult
 from surrogate_natgrad.fitting._stopping import StoppingRule, default_gtol, default_tol
 from surrogate_natgrad.fitting._validation import (
-    check_counts,
     check_option,
     check_positive_int,
     check_validation_data,
@@ -47,14 +42,10 @@ __all__ = ["DISTRIBUTIONS", "METHODS", "fit"]
 #: Methods accepted by :func:`fit`.
 METHODS = ("sngd", "gd", "adam", "bfgs", "ngd")
 
-#: Names accepted for the ``distribution`` argument of :func:`fit`.
-DISTRIBUTIONS: dict[str, type[Distribution]] = {
-    "nbinom": NegativeBinomial,
-    "negative_binomial": NegativeBinomial,
-    "nbinom-mixture": NegativeBinomialMixture,
-    "nbinom_mixture": NegativeBinomialMixture,
-    "negative_binomial_mixture": NegativeBinomialMixture,
-}
+#: Names accepted for the ``distribution`` argument of :func:`fit` when this module was
+#: imported (every target class under its lower-case name and aliases; see
+#: :func:`surrogate_natgrad.distributions.registered` for the live registry).
+DISTRIBUTIONS: dict[str, type[Distribution]] = registered()
 
 _LINE_SEARCHES = ("auto", None, "backtracking", "armijo", "grid")
 # Rule statuses (surrogate_natgrad.rules.Status) that end a fit.
@@ -64,16 +55,15 @@ _SINGULAR_FISHER = 5
 
 
 def _resolve_distribution(distribution: object) -> type[Distribution]:
+    names = registered()
     if isinstance(distribution, str):
-        if distribution not in DISTRIBUTIONS:
-            raise DataError(
-                f"unknown distribution {distribution!r}; choose from {sorted(DISTRIBUTIONS)}"
-            )
-        return DISTRIBUTIONS[distribution]
-    if isinstance(distribution, type) and distribution in (
-        NegativeBinomial,
-        NegativeBinomialMixture,
-    ):
+        key = distribution.lower()
+        if key not in names:
+            raise DataError(f"unknown distribution {distribution!r}; choose from {sorted(names)}")
+        return names[key]
+    if isinstance(distribution, type) and issubclass(distribution, Distribution):
+        if distribution is Distribution:
+            raise DataError("distribution must be a concrete target class, not the base class")
         return distribution
     if isinstance(distribution, Distribution):
         raise DataError(
@@ -81,8 +71,9 @@ def _resolve_distribution(distribution: object) -> type[Distribution]:
             "instance as init= to start from it"
         )
     raise DataError(
-        "distribution must be NegativeBinomial, NegativeBinomialMixture or one of "
-        f"{sorted(DISTRIBUTIONS)}; got {distribution!r}"
+        "distribution must be a target class (a subclass of "
+        f"surrogate_natgrad.distributions.Distribution) or one of {sorted(names)}; "
+        f"got {distribution!r}"
     )
 
 
@@ -112,17 +103,11 @@ def _initial_params(
     cls: type[Distribution],
     init: object,
     counts: Array,
-    n_components: int | None,
+    options: dict[str, Any],
 ) -> dict[str, Array]:
     xp = namespace(counts)
-    start: Distribution
     if init is None:
-        if cls is NegativeBinomialMixture:
-            assert n_components is not None
-            start = NegativeBinomialMixture.from_data(counts, n_components)
-        else:
-            start = NegativeBinomial.from_data(counts)
-        params = start.params
+        params = cls.from_data(counts, **options).params
     else:
         if isinstance(init, Distribution):
             if not isinstance(init, cls):
@@ -141,18 +126,14 @@ def _initial_params(
             name: _convert_init_value(name, value, xp, counts) for name, value in raw.items()
         }
         params = cls.from_params(converted).params
-    if cls is NegativeBinomialMixture and n_components is not None:
+    n_components = options.get("n_components")
+    if n_components is not None and "weights" in params:
         found = int(params["weights"].shape[-1])
         if found != n_components:
             raise DataError(f"init has {found} components but n_components={n_components}")
-    # The fitting coordinates need p < 1 (logit p, and the gamma rate β = p < 1) and
-    # positive weights (their logits).
-    if bool(xp.any(params["p"] >= 1)):
-        raise DomainError(
-            "init: parameter 'p' must be below 1 to start a fit (p = 1 is a point mass at 0)"
-        )
-    if "weights" in params and bool(xp.any(params["weights"] <= 0)):
-        raise DomainError("init: every mixture weight must be positive to start a fit")
+    # The fitting coordinates may need the interior of the domain (NB: p < 1, positive
+    # mixture weights).
+    cls.check_start(params)
     return {
         name: (v if v.dtype == counts.dtype else xp.astype(v, counts.dtype))
         for name, v in params.items()
@@ -186,12 +167,7 @@ class _Method:
         aux_rule = rules.Adam(step_size=aux_step_size) if aux_step_size else rules.Adam(1e-2)
         self.rule: Any
         if method == "sngd":
-            n_components = int(target["weights"].shape[-1]) if "weights" in target else None
-            surrogate_map = (
-                cls.surrogate_map(n_components)  # type: ignore[attr-defined]
-                if n_components is not None
-                else cls.surrogate_map()  # type: ignore[attr-defined]
-            )
+            surrogate_map = cls.surrogate_map_for(target)
             default_step = 0.1 if minibatch else 1.0
             self.rule = rules.SNGD(
                 surrogate_map,
@@ -206,7 +182,7 @@ class _Method:
             self.state = self.rule.init_from_target(target)
             self.fallback = self._fallback(line_search, grid_size)
             return
-        coords = cls.to_unconstrained(target)  # type: ignore[attr-defined]
+        coords = cls.to_unconstrained(target)
         if method == "gd":
             self.rule = rules.GradientDescent(
                 step_size=step_size or (0.01 if minibatch else 1.0),
@@ -226,16 +202,14 @@ class _Method:
                 backend=backend,
             )
         else:  # ngd
-            dtype = target["p"].dtype
+            dtype = next(iter(target.values())).dtype
             xp = namespace(counts)
 
             def log_prob(unconstrained: Any, samples: Array) -> Array:
-                return cls.pointwise_log_prob(  # type: ignore[attr-defined]
-                    cls.from_unconstrained(unconstrained), samples  # type: ignore[attr-defined]
-                )
+                return cls.pointwise_log_prob(cls.from_unconstrained(unconstrained), samples)
 
             def sampler(unconstrained: Any, n_samples: int) -> Array:
-                params = cls.from_unconstrained(unconstrained)  # type: ignore[attr-defined]
+                params = cls.from_unconstrained(unconstrained)
                 draws = cls.from_params(params, validate=False).sample(n_samples, seed=rng)
                 return xp.astype(draws, dtype)
 
@@ -270,18 +244,14 @@ class _Method:
         """Target parameters at ``state``."""
         if self.method == "sngd":
             return dict(self.rule.target_params(state))
-        return self.cls.from_unconstrained(state.params)  # type: ignore[attr-defined]
+        return self.cls.from_unconstrained(state.params)
 
-    def objective(
-        self, counts: Array, frequencies: Array | None = None
-    ) -> Callable[[Any], Array]:
+    def objective(self, counts: Array, frequencies: Array | None = None) -> Callable[[Any], Array]:
         """The loss in the rule's coordinates, on ``counts`` (with their ``frequencies``)."""
         cls = self.cls
         if self.method == "sngd":
-            return lambda target: cls.mean_nll(target, counts, frequencies)  # type: ignore[attr-defined]
-        return lambda coords: cls.mean_nll(  # type: ignore[attr-defined]
-            cls.from_unconstrained(coords), counts, frequencies  # type: ignore[attr-defined]
-        )
+            return lambda target: cls.mean_nll(target, counts, frequencies)
+        return lambda coords: cls.mean_nll(cls.from_unconstrained(coords), counts, frequencies)
 
 
 def _compress(counts: Array) -> tuple[Array, Array]:
@@ -452,20 +422,24 @@ def fit(
     for name, value in (("step_size", step_size), ("aux_step_size", aux_step_size)):
         if value is not None and not (value > 0 and math.isfinite(value)):
             raise DataError(f"{name} must be a positive number, got {value!r}")
-    counts = check_counts(data, "data")
+    counts = cls.check_data(data, "data")
     xp = namespace(counts)
     validation = (
-        check_validation_data(validation_data, counts) if validation_data is not None else None
+        check_validation_data(validation_data, counts, cls) if validation_data is not None else None
     )
-    if cls is NegativeBinomialMixture:
+    options: dict[str, Any] = {}
+    if "n_components" in cls.fit_options:
         check_positive_int("n_components", n_components)
         if n_components is None:
             if init is None:
                 raise DataError("n_components is needed to fit a mixture without init")
-        elif init is None and n_components > size(counts):
-            raise DataError(
-                f"n_components={n_components} exceeds the number of counts ({size(counts)})"
-            )
+        else:
+            if init is None and n_components > int(counts.shape[0]):
+                raise DataError(
+                    f"n_components={n_components} exceeds the number of observations "
+                    f"({int(counts.shape[0])})"
+                )
+            options["n_components"] = n_components
     elif n_components not in (None, 1):
         raise DataError(f"n_components applies to mixtures only; got {n_components!r}")
     minibatch = batch_size is not None
@@ -481,20 +455,30 @@ def fit(
     from surrogate_natgrad import random
 
     rng = random.default_rng(seed, like=counts)
-    target = _initial_params(cls, init, counts, n_components)
+    target = _initial_params(cls, init, counts, options)
     if grid_size is None:
-        components = int(target["weights"].shape[-1]) if "weights" in target else 1
-        grid_size = 1000 if components == 1 else max(100, 1000 // components)
+        grid_size = cls.default_grid_size(target)
     setup = _Method(
-        method, cls, target, counts,
-        step_size=step_size, aux_step_size=aux_step_size, line_search=search,
-        minibatch=minibatch, grid_size=grid_size, mc_samples=mc_samples, rng=rng,
+        method,
+        cls,
+        target,
+        counts,
+        step_size=step_size,
+        aux_step_size=aux_step_size,
+        line_search=search,
+        minibatch=minibatch,
+        grid_size=grid_size,
+        mc_samples=mc_samples,
+        rng=rng,
         backend=backend,
     )
-    distinct, frequencies = _compress(counts)
+    # Count data repeat: evaluate the likelihood over distinct values with frequencies.
+    distinct, frequencies = _compress(counts) if cls.discrete else (counts, None)
     full_objective = setup.objective(distinct, frequencies)
-    validation_distinct = _compress(validation) if validation is not None else None
-    mean_nll = cls.mean_nll  # type: ignore[attr-defined]
+    validation_distinct: tuple[Array, Array | None] | None = None
+    if validation is not None:
+        validation_distinct = _compress(validation) if cls.discrete else (validation, None)
+    mean_nll = cls.mean_nll
 
     def full_loss(params: Mapping[str, Array]) -> float:
         with warnings.catch_warnings():
@@ -508,7 +492,7 @@ def fit(
             warnings.simplefilter("ignore", RuntimeWarning)
             return _float(mean_nll(params, *validation_distinct))
 
-    n_obs = size(counts)
+    n_obs = int(counts.shape[0])
     losses: list[float] = []
     steps: list[float] = [math.nan]
     times: list[float] = []
@@ -644,8 +628,8 @@ def fit(
         grad_norms.append(math.nan)
         statuses.append(statuses[-1] if final_status != "nonfinite" else "NONFINITE")
         times.append(time.perf_counter() - start_time)
-    del losses[len(steps):]
-    del val_losses[len(steps):]
+    del losses[len(steps) :]
+    del val_losses[len(steps) :]
 
     converged = final_status == "converged"
     message = stopping.message(final_status, last_grad_norm) + rejection_detail
@@ -674,8 +658,7 @@ def fit(
     )
     if not converged and final_status != "callback":
         warnings.warn(
-            f"{cls.__name__} fit by {method} did not converge after {n_iter} iterations: "
-            f"{message}",
+            f"{cls.__name__} fit by {method} did not converge after {n_iter} iterations: {message}",
             ConvergenceWarning,
             stacklevel=2,
         )
