@@ -561,3 +561,36 @@ def test_sngd_validates_arguments():
         SNGD(identity_map(family), step_size=0.0)
     with pytest.raises(DataError, match="surrogate_map"):
         SNGD(family)
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_grid_line_search_never_increases_the_loss(batched):
+    # f(x) = (x - 1)^2 / 2 + 1e6 (x - 1)^4 / 4 from x = 1.1 along the plain gradient: every
+    # step of the grid in (0, 1] overshoots (the quartic term is steep), only steps below
+    # the grid's spacing lower the loss. The grid must take one of those, never a worse one.
+    from surrogate_natgrad.rules.step_size import select_step
+
+    xp = namespace(np.zeros(1))
+
+    def loss(x):
+        return (x[0] - 1) ** 2 / 2 + 1e6 * (x[0] - 1) ** 4 / 4
+
+    def batched_loss(x):
+        return (x[:, 0] - 1) ** 2 / 2 + 1e6 * (x[:, 0] - 1) ** 4 / 4
+
+    x0 = np.array([1.1])
+    grad = (x0 - 1) + 1e6 * (x0 - 1) ** 3
+    new, step, status = select_step(
+        x0, grad, xp=xp, step_size=1.0, line_search="grid", grid_size=10,
+        loss=None if batched else loss, batched_loss=batched_loss if batched else None,
+        current_loss=np.asarray(loss(x0)),
+    )
+    assert int(status) == int(Status.OK)
+    assert 0 < float(step) < 0.1
+    assert loss(new) < loss(x0)
+    # The exact minimiser along the line (independent: scipy) is no better than the grid's
+    # pick by more than the fine steps' resolution allows.
+    import scipy.optimize as so
+
+    best = so.minimize_scalar(lambda t: loss(x0 - t * grad), bounds=(0, 0.1), method="bounded")
+    assert loss(new) <= best.fun + 0.5 * (loss(x0) - best.fun)

@@ -301,6 +301,26 @@ class Distribution:
         return -xp.sum(log_probs * weights, axis=-1) / xp.sum(weights)
 
     @classmethod
+    def boundary_message(cls, params: Mapping[str, Array]) -> str | None:
+        """Say which parameters sit at the edge of the domain, or return None.
+
+        :func:`~surrogate_natgrad.fit` asks when no step inside the domain lowers the
+        loss: if the parameters are at the edge, the likelihood's supremum lies on the
+        boundary and the fit has converged there (status ``"boundary"``).
+
+        Parameters
+        ----------
+        params : mapping of str to array
+            The fitted parameters.
+
+        Returns
+        -------
+        str or None
+            A description such as ``"component 3 has p = 0.99999 (Poisson limit)"``.
+        """
+        return None
+
+    @classmethod
     def default_grid_size(cls, params: Mapping[str, Array]) -> int:
         """Candidates of the grid line search for ``params`` (default 1000, the paper's)."""
         return 1000

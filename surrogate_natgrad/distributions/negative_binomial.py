@@ -26,11 +26,13 @@ from surrogate_natgrad._compat import (
     Namespace,
     as_float_array,
     asarray,
+    dtype_eps,
     dtype_tolerance,
     float_dtype,
     is_array,
     namespace,
     size,
+    to_numpy,
 )
 from surrogate_natgrad.distributions._base import Distribution, check_parameter
 from surrogate_natgrad.distributions._checks import check_counts, check_float_precision
@@ -210,9 +212,7 @@ def _normalise_shape(size_arg: int | tuple[int, ...]) -> tuple[int, ...]:
         except TypeError:
             extent = None
         if extent is None or extent < 0:
-            raise DataError(
-                f"size must be a non-negative int or a tuple of them, got {size_arg!r}"
-            )
+            raise DataError(f"size must be a non-negative int or a tuple of them, got {size_arg!r}")
         shape.append(extent)
     return tuple(shape)
 
@@ -293,6 +293,44 @@ class NegativeBinomial(Distribution):
             )
         if "weights" in params and bool(xp.any(params["weights"] <= 0)):
             raise DomainError("init: every mixture weight must be positive to start a fit")
+
+    @classmethod
+    def boundary_message(cls, params: Mapping[str, Array]) -> str | None:
+        """Report components whose ``p`` has reached the Poisson limit ``p -> 1``.
+
+        ``p >= 1 - eps**(1/4)`` (about ``1 - 1.2e-4`` in float64) counts as the limit: the
+        variance then exceeds the mean by less than that fraction, indistinguishable from
+        a Poisson law, and the likelihood keeps rising only as ``n -> inf``.
+
+        Parameters
+        ----------
+        params : mapping of str to array
+            The fitted parameters.
+
+        Returns
+        -------
+        str or None
+            Which components reached the limit, with their ``p`` and mean.
+        """
+        xp = namespace(params["n"], params["p"])
+        n, p = xp.broadcast_arrays(params["n"], params["p"])
+        limit = 1 - dtype_eps(xp, p.dtype) ** 0.25
+        # Reporting only: a few scalars come to the host.
+        flat_p = to_numpy(xp.reshape(p, (-1,))).tolist()
+        flat_mean = to_numpy(xp.reshape(n * (1 - p) / p, (-1,))).tolist()
+        at_limit = [i for i, value in enumerate(flat_p) if value >= limit]
+        if not at_limit:
+            return None
+        parts = [
+            (f"component {i} " if len(flat_p) > 1 else "")
+            + f"has p = {flat_p[i]:.9g} (mean {flat_mean[i]:.6g})"
+            for i in at_limit
+        ]
+        return (
+            "; ".join(parts)
+            + ": the data are not over-dispersed there and the maximum-likelihood estimate "
+            "is the Poisson limit p -> 1, n -> inf"
+        )
 
     @classmethod
     def surrogate_map_for(cls, params: Mapping[str, Array]) -> Any:
@@ -587,6 +625,7 @@ class NegativeBinomialMixture(Distribution):
     )
     check_data = NegativeBinomial.check_data
     check_start = NegativeBinomial.check_start
+    boundary_message = NegativeBinomial.boundary_message
 
     @classmethod
     def surrogate_map_for(cls, params: Mapping[str, Array]) -> Any:
@@ -852,8 +891,14 @@ class NegativeBinomialMixture(Distribution):
         """
         if n_components is None:
             raise DataError("n_components is needed to start a mixture fit from the data")
-        if isinstance(n_components, bool) or not isinstance(n_components, int) or n_components < 1:
+        # operator.index accepts Python and NumPy integers, not floats, bools or strings.
+        try:
+            count = operator.index(n_components) if not isinstance(n_components, bool) else 0
+        except TypeError:
+            count = 0
+        if count < 1:
             raise DataError(f"n_components must be a positive integer; got {n_components!r}")
+        n_components = count
         counts = check_counts(data, "data")
         xp = namespace(counts)
         total = size(counts)

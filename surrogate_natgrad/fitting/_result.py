@@ -98,7 +98,9 @@ class FitResult:
         ``tol`` for consecutive iterations and a small gradient).
     status : str
         Why the fit stopped: ``"converged"``, ``"max_iter"``, ``"nonfinite"``,
-        ``"step_rejected"``, ``"stalled"`` or ``"callback"``.
+        ``"step_rejected"``, ``"stalled"``, ``"callback"`` or ``"boundary"`` (converged: the
+        likelihood's supremum lies on the edge of the parameter domain, and the message
+        says which parameter reached it).
     message : str
         A human-readable explanation of ``status``.
     history : FitHistory

@@ -3,7 +3,9 @@
 A fit stops when the loss has stopped changing (relative change below ``tol`` for
 ``patience`` consecutive iterations) *and* the gradient is small; when it reaches
 ``max_iter``; when a step fails (non-finite loss, rejected step); or when the callback asks.
-A flat loss with a large gradient is reported as "stalled", not as converged.
+A flat loss with a large gradient is reported as "stalled", not as converged, unless the
+parameters sit at the edge of their domain (status "boundary": the supremum of the
+likelihood lies on the boundary, e.g. a mixture component tending to a Poisson law).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ STATUS_MESSAGES = {
     "stalled": "the loss stopped changing but the gradient norm ({grad_norm:.3g}) is above "
     "gtol ({gtol:.3g}); the optimiser has stalled",
     "callback": "stopped by the callback",
+    "boundary": "converged to the boundary of the parameter domain: no step inside the "
+    "domain lowers the loss, and the parameters are at its edge",
 }
 
 

@@ -8,6 +8,9 @@ acceptable one with array operations. In eager mode it stops at the first accept
 
 from __future__ import annotations
 
+import math
+import numbers
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +27,13 @@ from surrogate_natgrad.rules._base import (
     tree_where,
 )
 
-__all__ = ["LINE_SEARCHES", "select_step", "validate_line_search"]
+__all__ = [
+    "LINE_SEARCHES",
+    "select_step",
+    "validate_count",
+    "validate_line_search",
+    "validate_real",
+]
 
 #: Names accepted by the ``line_search`` argument of the rules (None means a fixed step).
 LINE_SEARCHES = (None, "backtracking", "armijo", "grid")
@@ -37,6 +46,39 @@ def validate_line_search(line_search: str | None, allowed: tuple[str | None, ...
     """Raise :class:`~surrogate_natgrad.errors.DataError` for an unknown line search name."""
     if line_search not in allowed:
         raise DataError(f"line_search must be one of {allowed!r}, got {line_search!r}")
+
+
+def validate_real(name: str, value: object, *, positive: bool = True) -> None:
+    """Raise :class:`~surrogate_natgrad.errors.DataError` unless ``value`` is a finite number.
+
+    Parameters
+    ----------
+    name : str
+        The argument's name, used in the message.
+    value : object
+        A Python or NumPy real number (not a bool, string or array).
+    positive : bool, optional
+        Require ``value > 0`` (otherwise ``value >= 0``).
+    """
+    wanted = "a positive" if positive else "a non-negative"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise DataError(f"{name} must be {wanted} finite number, got {value!r}")
+    number = float(value)
+    if not math.isfinite(number) or number < 0 or (positive and number == 0):
+        raise DataError(f"{name} must be {wanted} finite number, got {value!r}")
+
+
+def validate_count(name: str, value: Any, minimum: int = 1) -> None:
+    """Raise :class:`~surrogate_natgrad.errors.DataError` unless ``value`` is an int >= minimum.
+
+    Python and NumPy integers are accepted; floats (``2.0``), bools and strings are not.
+    """
+    try:
+        number = operator.index(value) if not isinstance(value, bool) else None
+    except TypeError:
+        number = None
+    if number is None or number < minimum:
+        raise DataError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def _int_status(xp: Namespace, code: Status, like: Array) -> Array:
@@ -81,8 +123,10 @@ def select_step(
         ``"backtracking"``: halve up to ``max_halvings - 1`` times until the new point is
         finite and in the domain. ``"armijo"``: also until
         ``loss(new) <= current_loss - armijo_c * step * slope``.
-        ``"grid"``: evaluate ``grid_size`` equally spaced steps in ``(0, step_size]`` and
-        take the lowest finite loss.
+        ``"grid"``: evaluate ``grid_size`` equally spaced steps in ``(0, step_size]`` (plus
+        20 geometrically shrinking steps below the spacing) and take the lowest finite
+        loss, provided it does not exceed ``current_loss`` (when given): a grid step never
+        increases the loss.
     domain : callable, optional
         ``domain(params) -> 0-d bool array``; None means every finite point is allowed.
     loss : callable, optional
@@ -131,6 +175,7 @@ def select_step(
             batched_loss,
             batched_domain,
             like,
+            current_loss,
         )
     if line_search == "armijo" and (loss is None or current_loss is None or slope is None):
         raise DataError("the Armijo line search needs loss, current_loss and slope")
@@ -268,16 +313,27 @@ def _grid_step(
     batched_loss: LossFunction | None,
     batched_domain: DomainCheck | None,
     like: Array,
+    current_loss: Array | None = None,
 ) -> tuple[Any, Array, Array]:
     if grid_size < 1:
         raise DataError(f"grid_size must be at least 1, got {grid_size}")
-    grid = [step_size * (i + 1) / grid_size for i in range(grid_size)]
+    # Below the grid's spacing, 20 geometrically shrinking steps: when no grid step lowers
+    # the loss (a curved valley, the edge of the domain), a shorter one usually does.
+    finest = step_size / grid_size
+    grid = [finest * 0.5**k for k in range(20, 0, -1)]
+    grid += [step_size * (i + 1) / grid_size for i in range(grid_size)]
     if batched_loss is not None:
-        return _grid_batched(params, direction, xp, grid, batched_loss, batched_domain, like)
+        return _grid_batched(
+            params, direction, xp, grid, batched_loss, batched_domain, like, current_loss
+        )
     assert loss is not None
     best_step: Array | None = None
     best_params: Any = None
+    # Candidates must not increase the loss (NaN current loss: any finite one will do).
     best_loss = float("inf")
+    ceiling = float(current_loss) if current_loss is not None else float("inf")
+    if ceiling != ceiling:
+        ceiling = float("inf")
     with quiet_floating_point():
         for value in grid:
             step = _scalar(xp, value, like)
@@ -287,7 +343,9 @@ def _grid_step(
             if domain is not None and not bool(domain(candidate)):
                 continue
             candidate_loss = float(loss(candidate))
-            if candidate_loss == candidate_loss and candidate_loss < best_loss:  # skips NaN
+            if candidate_loss == candidate_loss and candidate_loss < best_loss and (
+                candidate_loss <= ceiling
+            ):  # skips NaN
                 best_loss, best_step, best_params = candidate_loss, step, candidate
     if best_step is None:
         return params, _scalar(xp, 0.0, like), _int_status(xp, Status.STEP_REJECTED, like)
@@ -302,6 +360,7 @@ def _grid_batched(
     batched_loss: LossFunction,
     batched_domain: DomainCheck | None,
     like: Array,
+    current_loss: Array | None = None,
 ) -> tuple[Any, Array, Array]:
     steps = asarray(grid, xp, dtype=like.dtype, like=like)
     count = len(grid)
@@ -326,6 +385,10 @@ def _grid_batched(
         safe = _select_rows(xp, valid, candidates, _tree.tree_map(broadcast_current, params))
         losses = batched_loss(safe)
     usable = xp.logical_and(valid, xp.isfinite(losses))
+    if current_loss is not None:
+        # Never increase the loss (a NaN current loss accepts any finite candidate).
+        no_increase = xp.logical_or(losses <= current_loss, xp.isnan(current_loss))
+        usable = xp.logical_and(usable, no_increase)
     masked = xp.where(usable, losses, xp.full_like(losses, float("inf")))
     index = xp.argmin(masked)
     any_usable = xp.any(usable)
