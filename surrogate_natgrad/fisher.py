@@ -13,6 +13,7 @@ from typing import Any
 from surrogate_natgrad import _tree, autodiff
 from surrogate_natgrad._compat import Array, as_float_array, device, namespace
 from surrogate_natgrad._compat import linalg as compat_linalg
+from surrogate_natgrad.autodiff import AutodiffBackend
 from surrogate_natgrad.errors import DataError, DomainError
 
 __all__ = ["monte_carlo_fisher", "natural_gradient_solve", "pullback_fisher"]
@@ -28,7 +29,7 @@ def monte_carlo_fisher(
     log_prob: Callable[[Any, Any], Array],
     params: Any,
     samples: Any,
-    backend: str | None = None,
+    backend: str | AutodiffBackend | None = None,
     *,
     batched_params: bool = False,
 ) -> Array:
@@ -67,7 +68,8 @@ def monte_carlo_fisher(
     ...     mean, log_scale = params
     ...     z = (data - mean) / np.exp(log_scale)
     ...     return -0.5 * z**2 - log_scale - 0.5 * np.log(2 * np.pi)
-    >>> fisher = monte_carlo_fisher(log_prob, (np.array(1.0), np.array(np.log(2.0))), x)
+    >>> params = (np.array(1.0), np.array(np.log(2.0)))
+    >>> fisher = monte_carlo_fisher(log_prob, params, x, batched_params=True)
     >>> bool(np.allclose(fisher, np.diag([1 / 4.0, 2.0]), atol=0.05))  # diag(1/σ², 2)
     True
     """

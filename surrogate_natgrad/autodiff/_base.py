@@ -39,29 +39,101 @@ class AutodiffBackend(Protocol):
     def value_and_grad(
         self, fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False
     ) -> Callable[..., tuple[Any, Any]]:
-        """Return ``g(*args) -> (value, grads)``, or ``((value, aux), grads)`` with aux."""
+        """Return ``g(*args) -> (value, grads)``, or ``((value, aux), grads)`` with aux.
+
+        Parameters
+        ----------
+        fun : callable
+            A function of pytrees of arrays. It returns a scalar (and an auxiliary pytree
+            when ``has_aux``).
+        argnums : int or sequence of int, optional
+            Which positional arguments to differentiate (default 0).
+        has_aux : bool, optional
+            Whether ``fun`` returns ``(value, aux)``.
+
+        Returns
+        -------
+        callable
+            ``g(*args)``; ``grads`` mirrors ``args[argnums]`` (a tuple of pytrees when
+            ``argnums`` is a sequence).
+        """
         ...
 
     def grad(
         self, fun: Callable[..., Any], argnums: int | Sequence[int] = 0
     ) -> Callable[..., Any]:
-        """Return ``g(*args) -> grads``."""
+        """Return ``g(*args) -> grads``.
+
+        Parameters
+        ----------
+        fun : callable
+            A function of pytrees of arrays. It returns a scalar.
+        argnums : int or sequence of int, optional
+            Which positional arguments to differentiate (default 0).
+
+        Returns
+        -------
+        callable
+            ``g(*args)``, the gradients (structured like the differentiated arguments).
+        """
         ...
 
     def vjp(self, fun: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], Any]]:
-        """Return ``(fun(*primals), vjp_fn)``; ``vjp_fn(cotangent)`` gives one pytree per primal."""
+        """Return ``(fun(*primals), vjp_fn)``; ``vjp_fn(cotangent)`` gives one pytree per primal.
+
+        Parameters
+        ----------
+        fun : callable
+            A function of pytrees of arrays.
+        *primals : pytree of arrays
+            The point at which to linearise ``fun``.
+
+        Returns
+        -------
+        out : pytree of arrays
+            ``fun(*primals)``.
+        vjp_fn : callable
+            ``vjp_fn(cotangent)`` (a cotangent shaped like ``out``) returns a tuple with one
+            pytree per primal.
+        """
         ...
 
     def jacobian(
         self, fun: Callable[..., Any], argnums: int | Sequence[int] = 0
     ) -> Callable[..., Any]:
-        """Return ``j(*args)``, the dense Jacobian (output leaf shape + input leaf shape)."""
+        """Return ``j(*args)``, the dense Jacobian (output leaf shape + input leaf shape).
+
+        Parameters
+        ----------
+        fun : callable
+            A function of pytrees of arrays.
+        argnums : int or sequence of int, optional
+            Which positional arguments to differentiate (default 0).
+
+        Returns
+        -------
+        callable
+            ``j(*args)``, the Jacobian blocks (for tests and diagnostics; dense).
+        """
         ...
 
     def hessian(
         self, fun: Callable[..., Any], argnums: int | Sequence[int] = 0
     ) -> Callable[..., Any]:
-        """Return ``h(*args)``, the dense Hessian of a scalar ``fun``."""
+        """Return ``h(*args)``, the dense Hessian of a scalar ``fun``.
+
+        Parameters
+        ----------
+        fun : callable
+            A function of pytrees of arrays. It returns a scalar.
+        argnums : int or sequence of int, optional
+            Which positional arguments to differentiate (default 0).
+
+        Returns
+        -------
+        callable
+            ``h(*args)``, the Hessian blocks (for tests and diagnostics; dense).
+        """
         ...
 
 

@@ -56,6 +56,24 @@ class DLPackBridge:
             raise BackendError("DLPackBridge needs at least one array argument")
         return namespace(*arrays)
 
+    def to_inner(self, tree: Any) -> Any:
+        """Hand the arrays of ``tree`` to the inner library (zero-copy, same device).
+
+        Drivers use it for data that a differentiated function closes over, so that the
+        function sees one library whether it runs inside or outside the bridge.
+
+        Parameters
+        ----------
+        tree : pytree of arrays
+            Arrays of the source library (leaves already in the inner library pass).
+
+        Returns
+        -------
+        pytree of arrays
+            The same structure with inner-library arrays sharing the memory.
+        """
+        return self._to_inner(tree)
+
     def _to_inner(self, tree: Any) -> Any:
         inner_name = self.inner.name
         from_dlpack: Callable[[Any], Any]

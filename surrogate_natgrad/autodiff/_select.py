@@ -45,17 +45,40 @@ def _torch_has_cuda() -> bool:
     return bool(torch.cuda.is_available())
 
 
+def _jax_has_gpu() -> bool:
+    if importlib.util.find_spec("jax") is None:
+        return False
+    import jax
+
+    try:
+        return bool(jax.devices("gpu"))
+    except RuntimeError:  # JAX without a GPU backend (or restricted to the CPU)
+        return False
+
+
+#: How to go on without an autodiff library, shared by the messages below.
+_SUPPLY_GRADIENT = (
+    "supply the gradient yourself: backend=autodiff.CustomGradient(value_and_grad=f) with "
+    "f(params) -> (loss, gradient) in the coordinates the rule differentiates (SNGD's "
+    "'mle' form: the surrogate's natural parameters). For the Gaussian MLE and the "
+    "negative binomial the gradients are in closed form: pass "
+    "backend=surrogate_natgrad.closed_form.negative_binomial_mle(data).backend (or "
+    "closed_form.gaussian_mle(data).backend) to fit() or to the rule"
+)
+
+
 def _for_cupy() -> AutodiffBackend:
     from surrogate_natgrad.autodiff._bridge import DLPackBridge
 
     if _torch_has_cuda():
         return DLPackBridge(_by_name("torch"))
-    if importlib.util.find_spec("jax") is not None:
+    # A CPU-only JAX cannot take CuPy's GPU buffers through DLPack without a copy.
+    if _jax_has_gpu():
         return DLPackBridge(_by_name("jax"))
     raise BackendError(
-        "CuPy has no automatic differentiation and neither torch (with CUDA) nor JAX is "
-        "installed to differentiate through DLPack; install one of them, or pass the "
-        "gradient yourself with backend=CustomGradient(value_and_grad=...)"
+        "CuPy has no automatic differentiation, and neither torch with CUDA nor JAX with a "
+        "GPU is installed to differentiate CuPy arrays on the GPU through DLPack. Install "
+        "one of them (e.g. the CUDA build of torch, or jax[cuda12]), or " + _SUPPLY_GRADIENT
     )
 
 
@@ -69,7 +92,7 @@ def get_backend(backend: AutodiffBackend | str | None = None, *arrays: Any) -> A
         (alias of autograd), ``"jax"``, ``"torch"``. ``None`` picks the backend from the
         namespace of ``arrays``: NumPy (and autograd traced values) → autograd, torch →
         torch, JAX → jax, CuPy → :class:`DLPackBridge` to torch if torch has CUDA, else to
-        JAX. Without arrays, ``None`` means autograd.
+        JAX if JAX has a GPU. Without arrays, ``None`` means autograd.
     *arrays : array or pytree of arrays
         The arrays the backend will differentiate (only their library matters).
 
@@ -106,11 +129,7 @@ def get_backend(backend: AutodiffBackend | str | None = None, *arrays: Any) -> A
         return _for_cupy()
     if library == "array_api_strict":
         raise BackendError(
-            "array_api_strict arrays have no automatic differentiation; pass the gradient "
-            "yourself with backend=CustomGradient(value_and_grad=...), or use NumPy, torch "
-            "or JAX arrays"
+            "array_api_strict arrays have no automatic differentiation; use NumPy, torch or "
+            "JAX arrays, or " + _SUPPLY_GRADIENT
         )
-    raise BackendError(
-        f"no autodiff backend for arrays of {library!r}; pass "
-        "backend=CustomGradient(value_and_grad=...) with a gradient function"
-    )
+    raise BackendError(f"no autodiff backend for arrays of {library!r}; " + _SUPPLY_GRADIENT)

@@ -8,6 +8,7 @@ a root solve for α; its derivative comes from the implicit function theorem
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 from surrogate_natgrad import autodiff, special
@@ -19,21 +20,45 @@ __all__ = ["Gamma", "GammaMean", "GammaNatural", "GammaStandard", "digamma_minus
 
 
 class GammaNatural(NamedTuple):
-    """Natural parameters ``(α - 1, -β)``, scalars with any batch shape."""
+    """Natural parameters ``(α - 1, -β)``, scalars with any batch shape.
+
+    Attributes
+    ----------
+    shape_minus_one : array
+        ``α - 1``.
+    neg_rate : array
+        ``-β``.
+    """
 
     shape_minus_one: Array
     neg_rate: Array
 
 
 class GammaMean(NamedTuple):
-    """Mean parameters ``(E log x, E x) = (ψ(α) - log β, α/β)``."""
+    """Mean parameters ``(E log x, E x) = (ψ(α) - log β, α/β)``.
+
+    Attributes
+    ----------
+    mean_log : array
+        ``E log x = ψ(α) - log β``.
+    mean : array
+        ``E x = α / β``.
+    """
 
     mean_log: Array
     mean: Array
 
 
 class GammaStandard(NamedTuple):
-    """Standard parameters: shape α > 0 and rate β > 0."""
+    """Standard parameters: shape α > 0 and rate β > 0.
+
+    Attributes
+    ----------
+    shape : array
+        The shape α.
+    rate : array
+        The rate β (inverse scale).
+    """
 
     shape: Array
     rate: Array
@@ -103,6 +128,9 @@ def _solve_shape(mean_log: Array, mean: Array) -> Array:
     """
     xp = namespace(mean_log, mean)
     gap = xp.log(mean) - mean_log
+    # Outside the domain (gap <= 0) the bracket is empty: NaN, as for any invalid input,
+    # rather than a clip with lower > upper (which some array libraries refuse).
+    gap = xp.where(gap > 0, gap, xp.full_like(gap, math.nan))
     lower, upper = 0.5 / gap, 1.0 / gap
     alpha = (3.0 - gap + xp.sqrt((gap - 3.0) ** 2 + 24.0 * gap)) / (12.0 * gap)
     alpha = xp.clip(alpha, lower, upper)

@@ -20,21 +20,45 @@ __all__ = ["Mixture", "MixtureMean", "MixtureNatural", "MixtureStandard"]
 
 
 class MixtureNatural(NamedTuple):
-    """Logits ``ν`` (shape ``(..., K)``) and component natural parameters (batch ``(..., K)``)."""
+    """Logits ``ν`` (shape ``(..., K)``) and component natural parameters (batch ``(..., K)``).
+
+    Attributes
+    ----------
+    logits : array, shape (..., K)
+        The logits ``ν``.
+    components : named tuple of arrays
+        The components' natural parameters, with batch shape ``(..., K)``.
+    """
 
     logits: Array
     components: Any
 
 
 class MixtureMean(NamedTuple):
-    """Weights ``π`` and weighted component mean parameters ``π_k m_c(η_k)``."""
+    """Weights ``π`` and weighted component mean parameters ``π_k m_c(η_k)``.
+
+    Attributes
+    ----------
+    weights : array, shape (..., K)
+        The weights ``π``.
+    weighted_components : named tuple of arrays
+        ``π_k m_c(η_k)``, with batch shape ``(..., K)``.
+    """
 
     weights: Array
     weighted_components: Any
 
 
 class MixtureStandard(NamedTuple):
-    """Weights ``π`` (summing to one) and component standard parameters."""
+    """Weights ``π`` (summing to one) and component standard parameters.
+
+    Attributes
+    ----------
+    weights : array, shape (..., K)
+        The weights ``π``.
+    components : named tuple of arrays
+        The components' standard parameters, with batch shape ``(..., K)``.
+    """
 
     weights: Array
     components: Any
@@ -147,12 +171,34 @@ class Mixture(ExponentialFamily):
 
     @staticmethod
     def to_minimal_logits(logits: Array) -> Array:
-        """Return the minimal logits ``ν_k - ν_K`` for ``k < K`` (shape ``(..., K-1)``)."""
+        """Return the minimal logits ``ν_k - ν_K`` for ``k < K`` (shape ``(..., K-1)``).
+
+        Parameters
+        ----------
+        logits : array, shape (..., K)
+            Full logits.
+
+        Returns
+        -------
+        array, shape (..., K-1)
+            The minimal logits.
+        """
         return logits[..., :-1] - logits[..., -1:]
 
     @staticmethod
     def from_minimal_logits(minimal: Array) -> Array:
-        """Return full logits ``(ν_1 - ν_K, ..., ν_{K-1} - ν_K, 0)``."""
+        """Return full logits ``(ν_1 - ν_K, ..., ν_{K-1} - ν_K, 0)``.
+
+        Parameters
+        ----------
+        minimal : array, shape (..., K-1)
+            Minimal logits.
+
+        Returns
+        -------
+        array, shape (..., K)
+            Full logits, the last one zero.
+        """
         xp = namespace(minimal=minimal)
         return xp.concat([minimal, xp.zeros_like(minimal[..., :1])], axis=-1)
 
@@ -161,6 +207,16 @@ class Mixture(ExponentialFamily):
         """Lift a gradient over ``K - 1`` minimal weights to ``K`` as ``(g, -Σg)``.
 
         A step along the lifted gradient keeps ``Σπ = 1``.
+
+        Parameters
+        ----------
+        gradient : array, shape (..., K-1)
+            Gradient with respect to the first ``K - 1`` weights.
+
+        Returns
+        -------
+        array, shape (..., K)
+            The lifted gradient, summing to zero.
         """
         xp = namespace(gradient=gradient)
         return xp.concat([gradient, -xp.sum(gradient, axis=-1, keepdims=True)], axis=-1)
@@ -187,11 +243,37 @@ class Mixture(ExponentialFamily):
         return special.logsumexp(self._component_log_probs(natural, x), axis=-1)
 
     def log_joint(self, natural: MixtureNatural, x: Array) -> Array:
-        """Return ``log q̃(k, x)`` for every component k (shape ``(..., K)``)."""
+        """Return ``log q̃(k, x)`` for every component k (shape ``(..., K)``).
+
+        Parameters
+        ----------
+        natural : MixtureNatural
+            Natural parameters of the mixture.
+        x : array
+            Data points (the component family's event shape).
+
+        Returns
+        -------
+        array, shape (..., K)
+            Joint log-densities of component and point.
+        """
         return self._component_log_probs(natural, x)
 
     def responsibilities(self, natural: MixtureNatural, x: Array) -> Array:
-        """Return the posterior component probabilities ``q(k | x)`` (shape ``(..., K)``)."""
+        """Return the posterior component probabilities ``q(k | x)`` (shape ``(..., K)``).
+
+        Parameters
+        ----------
+        natural : MixtureNatural
+            Natural parameters of the mixture.
+        x : array
+            Data points (the component family's event shape).
+
+        Returns
+        -------
+        array, shape (..., K)
+            Responsibilities, summing to one over the last axis.
+        """
         xp = namespace(x=x)
         joint = self._component_log_probs(natural, x)
         return xp.exp(joint - special.logsumexp(joint, axis=-1, keepdims=True))
@@ -206,7 +288,7 @@ class Mixture(ExponentialFamily):
         log_weights = self._log_weights(natural)
         shape = _size_tuple(size) + tuple(log_weights.shape)
         uniform = rng.uniform(shape, dtype=log_weights.dtype)
-        tiny = float(xp.finfo(log_weights.dtype).tiny)
+        tiny = float(xp.finfo(log_weights.dtype).smallest_normal)
         gumbel = -xp.log(-xp.log(xp.clip(uniform, tiny, 1.0 - tiny / 2)))
         labels = xp.argmax(log_weights + gumbel, axis=-1)  # (size + batch)
         draws = self.component_family.sample(natural.components, rng, size)

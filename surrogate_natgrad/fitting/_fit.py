@@ -16,15 +16,19 @@ from typing import Any
 
 import numpy as np
 
+from surrogate_natgrad import autodiff
 from surrogate_natgrad._compat import (
     Array,
     Namespace,
+    array_library_name,
     asarray,
     device,
     dtype_eps,
     is_array,
     namespace,
 )
+from surrogate_natgrad._tree import tree_leaves
+from surrogate_natgrad.autodiff import AutodiffBackend
 from surrogate_natgrad.distributions import Distribution
 from surrogate_natgrad.distributions._base import registered
 from surrogate_natgrad.errors import BackendError, ConvergenceWarning, DataError
@@ -157,12 +161,17 @@ class _Method:
         grid_size: int,
         mc_samples: int,
         rng: Any,
-        backend: str | None,
+        backend: str | AutodiffBackend | None,
     ) -> None:
         from surrogate_natgrad import rules
 
         self.method = method
         self.cls = cls
+        # Under a DLPack bridge (CuPy data differentiated by torch or JAX) the objective
+        # sees inner-library parameters inside the bridge and source-library ones in the
+        # line search: it takes its data, zero-copy, from the matching library.
+        resolved = autodiff.get_backend(backend, counts)
+        self.bridge = resolved if isinstance(resolved, autodiff.DLPackBridge) else None
         batched = line_search == "grid"
         aux_rule = rules.Adam(step_size=aux_step_size) if aux_step_size else rules.Adam(1e-2)
         self.rule: Any
@@ -271,9 +280,36 @@ class _Method:
     def objective(self, counts: Array, frequencies: Array | None = None) -> Callable[[Any], Array]:
         """The loss in the rule's coordinates, on ``counts`` (with their ``frequencies``)."""
         cls = self.cls
+        views = _LibraryViews(self.bridge, counts, frequencies)
         if self.method == "sngd":
-            return lambda target: cls.mean_nll(target, counts, frequencies)
-        return lambda coords: cls.mean_nll(cls.from_unconstrained(coords), counts, frequencies)
+            return lambda target: cls.mean_nll(target, *views.matching(target))
+        return lambda coords: cls.mean_nll(
+            cls.from_unconstrained(coords), *views.matching(coords)
+        )
+
+
+class _LibraryViews:
+    """Data in the source library and, under a DLPack bridge, in the inner one too."""
+
+    def __init__(self, bridge: Any, data: Array, weights: Array | None) -> None:
+        self.source = (data, weights)
+        self.inner: tuple[Array, Array | None] | None = None
+        self.inner_name = ""
+        if bridge is not None:
+            self.inner = (
+                bridge.to_inner(data),
+                None if weights is None else bridge.to_inner(weights),
+            )
+            self.inner_name = bridge.inner.name
+
+    def matching(self, params: Any) -> tuple[Array, Array | None]:
+        """The data in the library of ``params`` (zero-copy views of one buffer)."""
+        if self.inner is None:
+            return self.source
+        leaf = tree_leaves(params)[0]
+        if array_library_name(namespace(leaf)) == self.inner_name:
+            return self.inner
+        return self.source
 
 
 def _compress(counts: Array) -> tuple[Array, Array]:
@@ -323,7 +359,7 @@ def fit(
     callback: Callback | None = None,
     progress: bool = False,
     seed: int | None = None,
-    backend: str | None = None,
+    backend: str | AutodiffBackend | None = None,
     validation_data: Array | None = None,
     n_components: int | None = None,
     grid_size: int | None = None,
@@ -381,8 +417,9 @@ def fit(
         Show a tqdm progress bar (when tqdm is installed).
     seed : int, optional
         Seed of the minibatches and of the Monte Carlo Fisher samples.
-    backend : str, optional
-        Autodiff backend (``"autograd"``, ``"torch"``, ``"jax"``); chosen from the data's
+    backend : str or AutodiffBackend, optional
+        Autodiff backend (``"autograd"``, ``"torch"``, ``"jax"``, or an instance such as a
+        :class:`~surrogate_natgrad.autodiff.CustomGradient`); chosen from the data's
         arrays by default.
     validation_data : array, optional
         Held-out counts (same namespace and device); their loss is recorded in the history.

@@ -7,10 +7,15 @@ from typing import Any, NamedTuple
 
 from surrogate_natgrad import _tree
 from surrogate_natgrad._compat import Array, asarray, device, dtype_tolerance, namespace
-from surrogate_natgrad.errors import DataError
+from surrogate_natgrad.autodiff import AutodiffBackend
 from surrogate_natgrad.rules._base import Objective, Status
 from surrogate_natgrad.rules.first_order import value_and_grad
-from surrogate_natgrad.rules.step_size import select_step, validate_line_search
+from surrogate_natgrad.rules.step_size import (
+    select_step,
+    validate_count,
+    validate_line_search,
+    validate_real,
+)
 
 __all__ = ["BFGS", "BFGSInfo", "BFGSState"]
 
@@ -95,12 +100,14 @@ class BFGS:
     grid_size: int = 1000
     objective_batched: bool = False
     curvature_tol: float | None = None
-    backend: str | None = None
+    backend: str | AutodiffBackend | None = None
 
     def __post_init__(self) -> None:
-        if not self.step_size > 0:
-            raise DataError(f"step_size must be positive, got {self.step_size!r}")
+        validate_real("step_size", self.step_size, positive=True)
         validate_line_search(self.line_search, (None, "backtracking", "armijo", "grid"))
+        validate_count("grid_size", self.grid_size)
+        if self.curvature_tol is not None:
+            validate_real("curvature_tol", self.curvature_tol, positive=False)
 
     def init(self, params: Any) -> BFGSState:
         """Return the initial state at ``params`` (an unconstrained pytree of arrays)."""

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from surrogate_natgrad import _tree, autodiff
-from surrogate_natgrad._compat import Array, Namespace, asarray, float_dtype, namespace
+from surrogate_natgrad._compat import Array, Namespace, asarray, float_dtype, is_array, namespace
+from surrogate_natgrad.autodiff import AutodiffBackend
 from surrogate_natgrad.errors import DataError
 from surrogate_natgrad.rules._base import (
     Objective,
@@ -23,7 +24,12 @@ from surrogate_natgrad.rules._base import (
     tree_vdot,
     tree_where,
 )
-from surrogate_natgrad.rules.step_size import select_step, validate_line_search
+from surrogate_natgrad.rules.step_size import (
+    select_step,
+    validate_count,
+    validate_line_search,
+    validate_real,
+)
 
 __all__ = [
     "Adam",
@@ -37,7 +43,9 @@ __all__ = [
 _BASELINE_SEARCHES = (None, "backtracking", "armijo", "grid")
 
 
-def value_and_grad(objective: Objective, params: Any, backend: str | None) -> tuple[Array, Any]:
+def value_and_grad(
+    objective: Objective, params: Any, backend: str | AutodiffBackend | None
+) -> tuple[Array, Any]:
     """Return ``(objective(params), gradient)`` from one autodiff call.
 
     The backend is chosen from the arrays of ``params`` unless ``backend`` names one.
@@ -51,6 +59,12 @@ def _namespace_of(params: Any) -> Namespace:
     leaves = tree_leaves(params)
     if not leaves:
         raise DataError("params must contain at least one array")
+    for index, leaf in enumerate(leaves):
+        if not is_array(leaf):
+            raise DataError(
+                f"params must be a pytree of arrays; leaf {index} is a {type(leaf).__name__} "
+                f"({leaf!r}); convert it first, e.g. with numpy.asarray"
+            )
     return namespace(*leaves)
 
 
@@ -60,8 +74,7 @@ def _counter(xp: Namespace, params: Any) -> Array:
 
 
 def _check_positive(name: str, value: float) -> None:
-    if not value > 0:
-        raise DataError(f"{name} must be positive, got {value!r}")
+    validate_real(name, value, positive=True)
 
 
 def baseline_step(
@@ -69,7 +82,7 @@ def baseline_step(
     objective: Objective,
     direction_fn: Any,
     *,
-    backend: str | None,
+    backend: str | AutodiffBackend | None,
     step_size: float,
     line_search: str | None,
     grid_size: int,
@@ -146,11 +159,12 @@ class GradientDescent:
     line_search: str | None = None
     grid_size: int = 1000
     objective_batched: bool = False
-    backend: str | None = None
+    backend: str | AutodiffBackend | None = None
 
     def __post_init__(self) -> None:
         _check_positive("step_size", self.step_size)
         validate_line_search(self.line_search, _BASELINE_SEARCHES)
+        validate_count("grid_size", self.grid_size)
 
     def init(self, params: Any) -> GradientDescentState:
         """Return the initial state at ``params`` (an unconstrained pytree of arrays)."""
@@ -233,15 +247,15 @@ class Adam:
     b1: float = 0.9
     b2: float = 0.999
     eps: float = 1e-8
-    backend: str | None = None
+    backend: str | AutodiffBackend | None = None
 
     def __post_init__(self) -> None:
         _check_positive("step_size", self.step_size)
         for name, value in (("b1", self.b1), ("b2", self.b2)):
-            if not 0.0 <= value < 1.0:
+            validate_real(name, value, positive=False)
+            if not value < 1.0:
                 raise DataError(f"{name} must lie in [0, 1), got {value!r}")
-        if not self.eps >= 0:
-            raise DataError(f"eps must be non-negative, got {self.eps!r}")
+        validate_real("eps", self.eps, positive=False)
 
     def init(self, params: Any) -> AdamState:
         """Return the initial state at ``params`` (an unconstrained pytree of arrays)."""

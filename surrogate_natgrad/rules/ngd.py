@@ -8,18 +8,26 @@ from typing import Any, NamedTuple
 
 from surrogate_natgrad import _tree
 from surrogate_natgrad._compat import Array, asarray, float_dtype, namespace
+from surrogate_natgrad.autodiff import AutodiffBackend
 from surrogate_natgrad.errors import DataError, DomainError
 from surrogate_natgrad.fisher import monte_carlo_fisher, natural_gradient_solve
 from surrogate_natgrad.rules._base import (
     Objective,
     Status,
     StepInfo,
+    concrete_bool,
+    tree_is_finite,
     tree_leaves,
     tree_norm,
     tree_where,
 )
 from surrogate_natgrad.rules.first_order import value_and_grad
-from surrogate_natgrad.rules.step_size import select_step, validate_line_search
+from surrogate_natgrad.rules.step_size import (
+    select_step,
+    validate_count,
+    validate_line_search,
+    validate_real,
+)
 
 __all__ = ["NGDState", "NaturalGradientDescent"]
 
@@ -77,18 +85,19 @@ class NaturalGradientDescent:
     grid_size: int = 1000
     objective_batched: bool = False
     batched_log_prob: bool = False
-    backend: str | None = None
+    backend: str | AutodiffBackend | None = None
 
     def __post_init__(self) -> None:
-        if not callable(self.log_prob) or not callable(self.sampler):
-            raise DataError("log_prob and sampler must be callable")
-        if int(self.n_samples) < 1:
-            raise DataError(f"n_samples must be at least 1, got {self.n_samples!r}")
-        if not self.damping >= 0:
-            raise DataError(f"damping must be non-negative, got {self.damping!r}")
-        if not self.step_size > 0:
-            raise DataError(f"step_size must be positive, got {self.step_size!r}")
+        for name in ("log_prob", "sampler"):
+            if not callable(getattr(self, name)):
+                raise DataError(
+                    f"{name} must be callable, got {type(getattr(self, name)).__name__}"
+                )
+        validate_count("n_samples", self.n_samples)
+        validate_real("damping", self.damping, positive=False)
+        validate_real("step_size", self.step_size, positive=True)
         validate_line_search(self.line_search, (None, "backtracking", "armijo", "grid"))
+        validate_count("grid_size", self.grid_size)
 
     def init(self, params: Any) -> NGDState:
         """Return the initial state at ``params`` (a pytree of arrays)."""
@@ -121,6 +130,15 @@ class NaturalGradientDescent:
         like = leaves[0]
         loss, grads = value_and_grad(objective, state.params, self.backend)
         grad_norm = tree_norm(grads, xp)
+        finite = xp.logical_and(xp.all(xp.isfinite(loss)), tree_is_finite(grads, xp))
+        if concrete_bool(finite) is False:
+            # A non-finite loss or gradient: stop here, before the Fisher solve (NaN must not
+            # reach a linear solver, some of which raise on it), and keep the state.
+            zero = asarray(0.0, xp, dtype=like.dtype, like=like)
+            code = asarray(int(Status.NONFINITE), xp, dtype=xp.int32, like=like)
+            return NGDState(state.params, state.iteration + 1), StepInfo(
+                loss, zero, code, grad_norm
+            )
         try:
             direction = self.direction(state.params, grads)
         except DomainError:

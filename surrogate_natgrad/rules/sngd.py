@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 from surrogate_natgrad import autodiff
 from surrogate_natgrad._compat import Array, Namespace, asarray, float_dtype, namespace
+from surrogate_natgrad.autodiff import AutodiffBackend
 from surrogate_natgrad.errors import DataError
 from surrogate_natgrad.maps import SurrogateMap
 from surrogate_natgrad.rules._base import (
@@ -35,7 +36,13 @@ from surrogate_natgrad.rules._base import (
     tree_where,
 )
 from surrogate_natgrad.rules.first_order import Adam
-from surrogate_natgrad.rules.step_size import LINE_SEARCHES, select_step, validate_line_search
+from surrogate_natgrad.rules.step_size import (
+    LINE_SEARCHES,
+    select_step,
+    validate_count,
+    validate_line_search,
+    validate_real,
+)
 
 __all__ = ["SNGD", "SNGDDirection", "SNGDState", "sngd_direction"]
 
@@ -102,7 +109,7 @@ def sngd_direction(
     *,
     form: str = "mle",
     aux: Any = (),
-    backend: str | None = None,
+    backend: str | AutodiffBackend | None = None,
 ) -> SNGDDirection:
     """Compute the SNGD direction once (one reverse-mode autodiff call).
 
@@ -214,13 +221,21 @@ class SNGD:
     objective_batched: bool = False
     armijo_c: float = 0.0
     max_halvings: int = 20
-    backend: str | None = None
+    backend: str | AutodiffBackend | None = None
 
     def __post_init__(self) -> None:
         _check_form(self.form)
         validate_line_search(self.line_search, LINE_SEARCHES)
-        if not self.step_size > 0:
-            raise DataError(f"step_size must be positive, got {self.step_size!r}")
+        validate_real("step_size", self.step_size, positive=True)
+        validate_count("grid_size", self.grid_size)
+        validate_count("max_halvings", self.max_halvings)
+        validate_real("armijo_c", self.armijo_c, positive=False)
+        for method in ("init_optimizer_state", "apply_gradient"):
+            if not callable(getattr(self.aux_rule, method, None)):
+                raise DataError(
+                    "aux_rule must be a first-order rule with init_optimizer_state and "
+                    f"apply_gradient (e.g. Adam()), got {type(self.aux_rule).__name__}"
+                )
         if not isinstance(self.surrogate_map, SurrogateMap):
             raise DataError(
                 f"surrogate_map must be a SurrogateMap, got {type(self.surrogate_map).__name__}"
