@@ -12,6 +12,9 @@ import importlib.util
 import numpy as np
 import pytest
 
+# Hypothesis profiles: "ci" by default, "long" with HYPOTHESIS_PROFILE=long.
+import tests._hypothesis_profiles  # noqa: F401
+
 if importlib.util.find_spec("jax") is not None:
     import jax
 
