@@ -37,7 +37,7 @@ from surrogate_natgrad._compat import (
     namespace,
 )
 from surrogate_natgrad._compat import device as array_device
-from surrogate_natgrad.errors import BackendError, DomainError
+from surrogate_natgrad.errors import BackendError, DataError, DomainError
 
 __all__ = ["Generator", "default_rng"]
 
@@ -349,18 +349,18 @@ def _as_shape(size: Size, name: str = "size") -> tuple[int, ...] | None:
     if size is None:
         return None
     if isinstance(size, bool):
-        raise ValueError(f"{name} must be an int or a tuple of ints, got {size!r}")
+        raise DataError(f"{name} must be an int or a tuple of ints, got {size!r}")
     if isinstance(size, int | np.integer):
         dims: tuple[Any, ...] = (size,)
     else:
         try:
             dims = tuple(size)
         except TypeError:
-            raise ValueError(f"{name} must be an int or a tuple of ints, got {size!r}") from None
+            raise DataError(f"{name} must be an int or a tuple of ints, got {size!r}") from None
     if not all(isinstance(n, int | np.integer) and not isinstance(n, bool) for n in dims):
-        raise ValueError(f"{name} must be an int or a tuple of ints, got {size!r}")
+        raise DataError(f"{name} must be an int or a tuple of ints, got {size!r}")
     if any(n < 0 for n in dims):
-        raise ValueError(f"{name} must not have negative entries, got {size!r}")
+        raise DataError(f"{name} must not have negative entries, got {size!r}")
     return tuple(int(n) for n in dims)
 
 
@@ -380,6 +380,11 @@ class Generator:
     Create it with :func:`default_rng`. Every method returns arrays of :attr:`xp` on
     :attr:`device`; distribution parameters may be Python scalars or arrays of the same
     namespace and device (they broadcast with ``size``, as in NumPy).
+
+    Parameters
+    ----------
+    source : object
+        The library-specific stream (internal; use :func:`default_rng`).
     """
 
     def __init__(self, source: _Source) -> None:
@@ -419,6 +424,11 @@ class Generator:
     def next_key(self) -> Any:
         """JAX only: split the key, keep one half and return the other for functional use.
 
+        Returns
+        -------
+        jax.Array
+            A fresh PRNG key; the generator's own key advances.
+
         Raises
         ------
         BackendError
@@ -438,10 +448,10 @@ class Generator:
         if isinstance(value, bool) or not (
             isinstance(value, int | float | np.integer | np.floating) or is_array(value)
         ):
-            raise ValueError(f"{name} must be a real number or an array, got {value!r}")
+            raise DataError(f"{name} must be a real number or an array, got {value!r}")
         if isinstance(value, int | float | np.integer | np.floating):
             if not math.isfinite(float(value)):
-                raise ValueError(f"{name} must be finite, got {value!r}")
+                raise DataError(f"{name} must be finite, got {value!r}")
             return float(value)
         self._check_array(value, name)
         return value if value.dtype == dtype else self.xp.astype(value, dtype)
@@ -470,12 +480,12 @@ class Generator:
             return float_dtype(xp, *arrays) if arrays else default_float_dtype(xp)
         if isinstance(dtype, str):
             if dtype not in ("float32", "float64"):
-                raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+                raise DataError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
             dtype = getattr(xp, dtype)
         elif self.library == "numpy":
             dtype = np.dtype(dtype)
         if dtype not in (xp.float32, xp.float64):
-            raise ValueError(f"dtype must be a float32 or float64 dtype of {self.library}, "
+            raise DataError(f"dtype must be a float32 or float64 dtype of {self.library}, "
                              f"got {dtype!r}")
         if dtype == xp.float64:
             default_float_dtype(xp)  # JAX without 64-bit mode cannot make float64
@@ -488,7 +498,7 @@ class Generator:
             try:
                 return tuple(np.broadcast_shapes(*param_shapes)) if param_shapes else ()
             except ValueError:
-                raise ValueError(
+                raise DataError(
                     f"parameter shapes {param_shapes} do not broadcast together"
                 ) from None
         shape: tuple[int, ...] = requested
@@ -499,7 +509,7 @@ class Generator:
             except ValueError:
                 broadcast = None
             if broadcast != shape:
-                raise ValueError(
+                raise DataError(
                     f"parameter shape {param_shape} does not broadcast to size {shape}"
                 )
         return shape
@@ -538,7 +548,20 @@ class Generator:
         return loc + scale * self._source.standard_normal(shape, dtype)
 
     def standard_normal(self, size: Size = None, dtype: Any = None) -> Array:
-        """Draw from N(0, 1); see :meth:`normal`."""
+        """Draw from N(0, 1); see :meth:`normal`.
+
+        Parameters
+        ----------
+        size : int or tuple of int, optional
+            Output shape (``()`` when None).
+        dtype : dtype, optional
+            Floating dtype of the draws (default: float64, or the parameters' dtype).
+
+        Returns
+        -------
+        array
+            Standard normal draws of shape ``size``.
+        """
         return self.normal(size, dtype=dtype)
 
     def uniform(
@@ -568,7 +591,20 @@ class Generator:
         return low + (high - low) * self._source.random(shape, dtype)
 
     def random(self, size: Size = None, dtype: Any = None) -> Array:
-        """Draw from the uniform distribution on [0, 1); see :meth:`uniform`."""
+        """Draw from the uniform distribution on [0, 1); see :meth:`uniform`.
+
+        Parameters
+        ----------
+        size : int or tuple of int, optional
+            Output shape (``()`` when None).
+        dtype : dtype, optional
+            Floating dtype of the draws (default: float64, or the parameters' dtype).
+
+        Returns
+        -------
+        array
+            Uniform draws of shape ``size``.
+        """
         return self.uniform(size, dtype=dtype)
 
     def gamma(
@@ -606,6 +642,25 @@ class Generator:
         """Draw from the chi-square distribution with ``df`` (> 0) degrees of freedom.
 
         Uses ``chi²(df) = 2 · Gamma(df / 2)``.
+
+        Parameters
+        ----------
+        df : float or array
+            Degrees of freedom (positive), broadcasting with ``size``.
+        size : int or tuple of int, optional
+            Output shape (``()`` when None).
+        dtype : dtype, optional
+            Floating dtype of the draws (default: float64, or the parameters' dtype).
+
+        Returns
+        -------
+        array
+            Chi-square draws.
+
+        Raises
+        ------
+        DomainError
+            If ``df`` is not positive.
         """
         dtype = self._float_dtype(dtype, df=df)
         df = self._param(df, "df", dtype)
@@ -618,6 +673,15 @@ class Generator:
     def integers(self, low: int, high: int | None = None, size: Size = None) -> Array:
         """Draw integers uniformly from [low, high) (from [0, low) when ``high`` is None).
 
+        Parameters
+        ----------
+        low : int
+            Lowest value (inclusive), or the exclusive upper bound when ``high`` is None.
+        high : int, optional
+            Upper bound (exclusive).
+        size : int or tuple of int, optional
+            Output shape (``()`` when None).
+
         Returns
         -------
         array
@@ -627,21 +691,32 @@ class Generator:
             low, high = 0, low
         for name, value in (("low", low), ("high", high)):
             if isinstance(value, bool) or not isinstance(value, int | np.integer):
-                raise ValueError(f"{name} must be an int, got {value!r}")
+                raise DataError(f"{name} must be an int, got {value!r}")
         if high <= low:
-            raise ValueError(f"high must be larger than low, got low={low}, high={high}")
+            raise DataError(f"high must be larger than low, got low={low}, high={high}")
         shape = _as_shape(size) or ()
         return self._source.integers(int(low), int(high), shape)
 
     def permutation(self, n: int | Array) -> Array:
-        """A random permutation of ``range(n)`` (int64), or of an array along axis 0."""
+        """Return a random permutation of ``range(n)`` (int64), or of an array along axis 0.
+
+        Parameters
+        ----------
+        n : int or array
+            The length of the permutation, or an array whose rows to shuffle.
+
+        Returns
+        -------
+        array
+            The permuted indices, or a shuffled copy of the array.
+        """
         if is_array(n):
             array: Any = n
             self._param(array, "n", array.dtype)
             indices = self._source.permutation(int(array.shape[0]))
             return self.xp.take(array, indices, axis=0)
         if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
-            raise ValueError(f"n must be a non-negative int or an array, got {n!r}")
+            raise DataError(f"n must be a non-negative int or an array, got {n!r}")
         return self._source.permutation(int(n))
 
     def choice(
@@ -667,7 +742,7 @@ class Generator:
             int64 indices of shape ``size``.
         """
         if isinstance(n, bool) or not isinstance(n, int | np.integer) or n <= 0:
-            raise ValueError(f"n must be a positive int, got {n!r}")
+            raise DataError(f"n must be a positive int, got {n!r}")
         n = int(n)
         shape = _as_shape(size) or ()
         count = math.prod(shape)
@@ -676,7 +751,7 @@ class Generator:
             if replace:
                 return self._source.integers(0, n, shape)
             if count > n:
-                raise ValueError(
+                raise DataError(
                     f"cannot take {count} samples from {n} categories without replacement"
                 )
             return xp.reshape(self._source.permutation(n)[:count], shape)
@@ -689,7 +764,7 @@ class Generator:
             return xp.reshape(xp.astype(index, xp.int64), shape)
         positive = probabilities > 0
         if count > int(xp.count_nonzero(positive)):
-            raise ValueError(
+            raise DataError(
                 f"cannot take {count} samples without replacement: only "
                 f"{int(xp.count_nonzero(positive))} categories have positive probability"
             )
@@ -715,20 +790,20 @@ class Generator:
             try:
                 host = np.asarray(p, dtype=np.float64)
             except (TypeError, ValueError):
-                raise ValueError(f"p must be an array of probabilities, got {p!r}") from None
+                raise DataError(f"p must be an array of probabilities, got {p!r}") from None
             probabilities = xp.asarray(host, dtype=default_float_dtype(xp), device=self.device)
         if probabilities.ndim != 1 or int(probabilities.shape[0]) != n:
-            raise ValueError(
+            raise DataError(
                 f"p must be 1-D of length n={n}, got shape {tuple(probabilities.shape)}"
             )
         if not _is_concrete_true(xp.isfinite(probabilities)) or not _is_concrete_true(
             probabilities >= 0
         ):
-            raise ValueError("p must contain finite, non-negative probabilities")
+            raise DataError("p must contain finite, non-negative probabilities")
         total = xp.sum(probabilities)
         tolerance = dtype_tolerance(xp, probabilities.dtype)
         if not _is_concrete_true(xp.abs(total - 1.0) <= tolerance):
-            raise ValueError(f"p must sum to 1, got a sum of {float(total)}")
+            raise DomainError(f"p must sum to 1, got a sum of {float(total)}")
         return probabilities / total
 
     # -- streams -------------------------------------------------------------------------
@@ -737,13 +812,34 @@ class Generator:
         """Return ``n`` independent child generators (same namespace and device).
 
         Children are determined by this generator's seed (and, for JAX, its current key).
+
+        Parameters
+        ----------
+        n : int
+            Number of children.
+
+        Returns
+        -------
+        list of Generator
+            The child generators.
         """
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise ValueError(f"n must be a non-negative int, got {n!r}")
+            raise DataError(f"n must be a non-negative int, got {n!r}")
         return [Generator(child) for child in self._source.spawn(n)]
 
     def split(self, n: int = 2) -> list[Generator]:
-        """Alias of :meth:`spawn` (JAX's name)."""
+        """Alias of :meth:`spawn` (JAX's name).
+
+        Parameters
+        ----------
+        n : int, optional
+            Number of children (default 2).
+
+        Returns
+        -------
+        list of Generator
+            The child generators.
+        """
         return self.spawn(n)
 
 
@@ -760,7 +856,7 @@ def _library_of(xp: Any) -> str:
         if name == "autograd":
             name = "numpy"
         if name not in _LIBRARY_NAMES:
-            raise ValueError(f"xp must be one of {_LIBRARY_NAMES} or a namespace, got {xp!r}")
+            raise BackendError(f"xp must be one of {_LIBRARY_NAMES} or a namespace, got {xp!r}")
         return name
     name = array_library_name(xp)
     if name == "autograd":
@@ -805,7 +901,7 @@ def default_rng(
     """
     if seed is not None and not isinstance(seed, np.random.SeedSequence):
         if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-            raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
+            raise DataError(f"seed must be a non-negative int or None, got {seed!r}")
     if like is not None:
         library = _library_of(namespace(like=like))
         if xp is not None and _library_of(xp) != library:

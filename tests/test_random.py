@@ -218,7 +218,7 @@ def test_validation_errors():
         rng.normal(2, loc="a")
     with pytest.raises(ValueError, match="seed"):
         snrandom.default_rng(-1)
-    with pytest.raises(ValueError, match="xp"):
+    with pytest.raises(BackendError, match="xp"):
         snrandom.default_rng(0, xp="tensorflow")
     with pytest.raises(ValueError, match="does not broadcast"):
         rng.normal(3, loc=np.zeros(2))

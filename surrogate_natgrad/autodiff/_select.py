@@ -8,7 +8,7 @@ from typing import Any
 from surrogate_natgrad._compat import array_library_name, is_array, namespace
 from surrogate_natgrad._tree import tree_leaves
 from surrogate_natgrad.autodiff._base import AutodiffBackend
-from surrogate_natgrad.errors import BackendError
+from surrogate_natgrad.errors import BackendError, DataError
 
 __all__ = ["BACKEND_NAMES", "get_backend"]
 
@@ -31,7 +31,7 @@ def _by_name(name: str) -> AutodiffBackend:
 
         return TorchBackend()
     valid = ", ".join(map(repr, BACKEND_NAMES))
-    raise ValueError(
+    raise DataError(
         f"unknown autodiff backend {name!r}; valid names are {valid}, "
         "or pass an AutodiffBackend instance (e.g. CustomGradient(value_and_grad=...))"
     )

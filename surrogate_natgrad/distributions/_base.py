@@ -26,7 +26,7 @@ from surrogate_natgrad._compat import (
     namespace,
     to_numpy,
 )
-from surrogate_natgrad.errors import DomainError
+from surrogate_natgrad.errors import DataError, DomainError
 
 __all__ = ["Distribution", "check_parameter", "registered"]
 
@@ -156,7 +156,7 @@ class Distribution:
         """
         missing = [name for name in self.param_names if name not in params]
         if missing:
-            raise TypeError(f"{type(self).__name__} needs the parameters {missing}")
+            raise DataError(f"{type(self).__name__} needs the parameters {missing}")
         # NumPy scalars (results of NumPy reductions) subclass Python's float: convert them
         # like Python scalars.
         arrays = {
@@ -171,9 +171,25 @@ class Distribution:
             import array_api_compat.numpy as numpy_xp
 
             xp, like = numpy_xp, None
-        converted: dict[str, Any] = {
-            k: arrays[k] if k in arrays else asarray(v, xp, like=like) for k, v in params.items()
-        }
+        converted: dict[str, Any] = {}
+        for k, v in params.items():
+            if k in arrays:
+                converted[k] = arrays[k]
+                continue
+            try:
+                converted[k] = asarray(v, xp, like=like)
+            except (TypeError, ValueError) as exc:
+                raise DataError(
+                    f"parameter '{k}' of {type(self).__name__} must be a number or an array of "
+                    f"numbers; got {v!r}"
+                ) from exc
+            if not (
+                xp.isdtype(converted[k].dtype, "real floating")
+                or xp.isdtype(converted[k].dtype, "integral")
+            ):
+                raise DataError(
+                    f"parameter '{k}' of {type(self).__name__} must be real; got {v!r}"
+                )
         dtype = float_dtype(xp, *arrays.values())
         self._params = {
             k: (v if v.dtype == dtype else xp.astype(v, dtype)) for k, v in converted.items()
@@ -360,8 +376,13 @@ class Distribution:
         Distribution
         """
         extra = sorted(set(params) - set(cls.param_names))
+        missing = [name for name in cls.param_names if name not in params]
+        if missing:
+            raise DataError(
+                f"{cls.__name__} needs the parameters {missing}; got {sorted(params)}"
+            )
         if extra:
-            raise TypeError(
+            raise DataError(
                 f"{cls.__name__} has no parameters {extra}; its parameters are "
                 f"{list(cls.param_names)}"
             )

@@ -12,6 +12,7 @@ import math
 from typing import Any, NamedTuple
 
 from surrogate_natgrad._compat import Array, asarray, linalg, namespace
+from surrogate_natgrad.errors import DataError
 from surrogate_natgrad.families._base import (
     ExponentialFamily,
     cho_solve_vector,
@@ -34,21 +35,45 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 
 class GaussianNatural(NamedTuple):
-    """Natural parameters ``(Σ⁻¹μ, -½Σ⁻¹)`` of a Gaussian, shapes ``(..., d)``, ``(..., d, d)``."""
+    """Natural parameters ``(Σ⁻¹μ, -½Σ⁻¹)`` of a Gaussian, shapes ``(..., d)``, ``(..., d, d)``.
+
+    Attributes
+    ----------
+    precision_mean : array, shape (..., d)
+        ``Σ⁻¹μ``.
+    neg_half_precision : array, shape (..., d, d)
+        ``-½Σ⁻¹`` (symmetric).
+    """
 
     precision_mean: Array
     neg_half_precision: Array
 
 
 class GaussianMean(NamedTuple):
-    """Mean parameters ``(E x, E xxᵀ) = (μ, Σ + μμᵀ)`` of a Gaussian."""
+    """Mean parameters ``(E x, E xxᵀ) = (μ, Σ + μμᵀ)`` of a Gaussian.
+
+    Attributes
+    ----------
+    mean : array, shape (..., d)
+        ``E x = μ``.
+    second_moment : array, shape (..., d, d)
+        ``E xxᵀ = Σ + μμᵀ``.
+    """
 
     mean: Array
     second_moment: Array
 
 
 class GaussianStandard(NamedTuple):
-    """Standard parameters (mean vector, covariance matrix) of a Gaussian."""
+    """Standard parameters (mean vector, covariance matrix) of a Gaussian.
+
+    Attributes
+    ----------
+    mean : array, shape (..., d)
+        The mean μ.
+    cov : array, shape (..., d, d)
+        The covariance Σ (symmetric positive definite).
+    """
 
     mean: Array
     cov: Array
@@ -84,7 +109,7 @@ class Gaussian(ExponentialFamily):
 
     def __init__(self, dim: int):
         if int(dim) != dim or dim < 1:
-            raise ValueError(f"dim must be a positive integer, got {dim!r}")
+            raise DataError(f"dim must be a positive integer, got {dim!r}")
         self.dim = int(dim)
 
     def __repr__(self) -> str:
@@ -150,6 +175,18 @@ class Gaussian(ExponentialFamily):
 
         ``upper`` has shape ``(..., d(d+1)/2)``; :meth:`from_minimal` rebuilds the symmetric
         matrix. (Paired with statistics, an off-diagonal natural entry counts twice.)
+
+        Parameters
+        ----------
+        params : GaussianNatural or GaussianMean
+            Natural or mean parameters.
+
+        Returns
+        -------
+        vector : array, shape (..., d)
+            The vector block.
+        upper : array, shape (..., d(d+1)/2)
+            The upper triangle of the matrix block, row by row.
         """
         xp = namespace(*params)
         upper, _ = _upper_indices(self.dim)
@@ -159,7 +196,22 @@ class Gaussian(ExponentialFamily):
         return params[0], xp.take(flat, index, axis=-1)
 
     def from_minimal(self, vector: Array, upper: Array, kind: str = "natural") -> Any:
-        """Invert :meth:`to_minimal`, returning natural (or ``kind="mean"``) parameters."""
+        """Invert :meth:`to_minimal`, returning natural (or ``kind="mean"``) parameters.
+
+        Parameters
+        ----------
+        vector : array, shape (..., d)
+            The vector block.
+        upper : array, shape (..., d(d+1)/2)
+            The upper triangle of the matrix block, row by row.
+        kind : {"natural", "mean"}, optional
+            Which parameters to build.
+
+        Returns
+        -------
+        GaussianNatural or GaussianMean
+            The parameters, with a symmetric matrix block.
+        """
         xp = namespace(vector, upper)
         _, full = _upper_indices(self.dim)
         index = asarray(full, xp, dtype=xp.int64, like=vector)
@@ -269,21 +321,45 @@ class Gaussian(ExponentialFamily):
 
 
 class DiagonalGaussianNatural(NamedTuple):
-    """Natural parameters ``(μ/σ², -1/(2σ²))`` of independent Gaussians, each ``(..., d)``."""
+    """Natural parameters ``(μ/σ², -1/(2σ²))`` of independent Gaussians, each ``(..., d)``.
+
+    Attributes
+    ----------
+    precision_mean : array, shape (..., d)
+        ``μ / σ²``.
+    neg_half_precision : array, shape (..., d)
+        ``-1 / (2σ²)``.
+    """
 
     precision_mean: Array
     neg_half_precision: Array
 
 
 class DiagonalGaussianMean(NamedTuple):
-    """Mean parameters ``(μ, σ² + μ²)``."""
+    """Mean parameters ``(μ, σ² + μ²)``.
+
+    Attributes
+    ----------
+    mean : array, shape (..., d)
+        ``E x = μ``.
+    second_moment : array, shape (..., d)
+        ``E x² = σ² + μ²``.
+    """
 
     mean: Array
     second_moment: Array
 
 
 class DiagonalGaussianStandard(NamedTuple):
-    """Standard parameters (means, variances)."""
+    """Standard parameters (means, variances).
+
+    Attributes
+    ----------
+    mean : array, shape (..., d)
+        The means μ.
+    var : array, shape (..., d)
+        The variances σ² (positive).
+    """
 
     mean: Array
     var: Array
@@ -305,7 +381,7 @@ class DiagonalGaussian(ExponentialFamily):
 
     def __init__(self, dim: int):
         if int(dim) != dim or dim < 1:
-            raise ValueError(f"dim must be a positive integer, got {dim!r}")
+            raise DataError(f"dim must be a positive integer, got {dim!r}")
         self.dim = int(dim)
 
     def __repr__(self) -> str:

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 from surrogate_natgrad import special
 from surrogate_natgrad._compat import Array, linalg, namespace
+from surrogate_natgrad.errors import DataError, DomainError
 from surrogate_natgrad.families._base import (
     ExponentialFamily,
     cho_solve_vector,
@@ -47,7 +48,17 @@ _C = math.sqrt(2.0 / math.pi)
 
 
 class SkewNormalMCEFNatural(NamedTuple):
-    """Natural parameters ``(V⁻¹μ, -½V⁻¹, V⁻¹β)``."""
+    """Natural parameters ``(V⁻¹μ, -½V⁻¹, V⁻¹β)``.
+
+    Attributes
+    ----------
+    precision_mean : array, shape (..., d)
+        ``V⁻¹μ``.
+    neg_half_precision : array, shape (..., d, d)
+        ``-½V⁻¹``.
+    precision_skew : array, shape (..., d)
+        ``V⁻¹β``.
+    """
 
     precision_mean: Array
     neg_half_precision: Array
@@ -55,7 +66,17 @@ class SkewNormalMCEFNatural(NamedTuple):
 
 
 class SkewNormalMCEFMean(NamedTuple):
-    """Mean parameters ``(E z, E zzᵀ, E |w| z)``."""
+    """Mean parameters ``(E z, E zzᵀ, E |w| z)``.
+
+    Attributes
+    ----------
+    mean : array, shape (..., d)
+        ``E z``.
+    second_moment : array, shape (..., d, d)
+        ``E zzᵀ``.
+    abs_weighted_mean : array, shape (..., d)
+        ``E |w| z``.
+    """
 
     mean: Array
     second_moment: Array
@@ -63,7 +84,17 @@ class SkewNormalMCEFMean(NamedTuple):
 
 
 class SkewNormalMCEFStandard(NamedTuple):
-    """Standard parameters: location ``μ``, conditional covariance ``V``, skew vector ``β``."""
+    """Standard parameters: location ``μ``, conditional covariance ``V``, skew vector ``β``.
+
+    Attributes
+    ----------
+    location : array, shape (..., d)
+        The location μ.
+    cov : array, shape (..., d, d)
+        The conditional covariance V.
+    skew : array, shape (..., d)
+        The skew vector β.
+    """
 
     location: Array
     cov: Array
@@ -91,7 +122,7 @@ class SkewNormalMCEF(ExponentialFamily):
 
     def __init__(self, dim: int):
         if int(dim) != dim or dim < 1:
-            raise ValueError(f"dim must be a positive integer, got {dim!r}")
+            raise DataError(f"dim must be a positive integer, got {dim!r}")
         self.dim = int(dim)
 
     def __repr__(self) -> str:
@@ -179,12 +210,40 @@ class SkewNormalMCEF(ExponentialFamily):
         return quadratic - 0.5 * linalg.logdet_from_cholesky(chol) + 0.5 * self.dim * _LOG_2PI
 
     def sufficient_statistics_joint(self, w: Array, z: Array) -> SkewNormalMCEFMean:
-        """Return ``φ(z, w) = (z, zzᵀ, |w| z)``; ``w`` has the batch shape of ``z``."""
+        """Return ``φ(z, w) = (z, zzᵀ, |w| z)``; ``w`` has the batch shape of ``z``.
+
+        Parameters
+        ----------
+        w : array
+            The mixing variable, with the batch shape of ``z``.
+        z : array, shape (..., d)
+            The observed variable.
+
+        Returns
+        -------
+        SkewNormalMCEFMean
+            The joint statistics, in the layout of the mean parameters.
+        """
         xp = namespace(w, z)
         return SkewNormalMCEFMean(z, linalg.matrix_outer(z, z), xp.abs(w)[..., None] * z)
 
     def log_joint(self, natural: SkewNormalMCEFNatural, w: Array, z: Array) -> Array:
-        """Return ``log N(w; 0, 1) + log N(z; μ + |w|β, V)``."""
+        """Return ``log N(w; 0, 1) + log N(z; μ + |w|β, V)``.
+
+        Parameters
+        ----------
+        natural : named tuple of arrays
+            Natural parameters of the family.
+        w : array
+            The mixing variable, with the batch shape of ``z``.
+        z : array, shape (..., d)
+            The observed variable.
+
+        Returns
+        -------
+        array
+            The joint log-densities.
+        """
         xp = namespace(w, z, *natural)
         chol = self._chol(natural)
         mu = cho_solve_vector(chol, natural.precision_mean)
@@ -224,7 +283,24 @@ class SkewNormalMCEF(ExponentialFamily):
     def sample_joint(
         self, natural: SkewNormalMCEFNatural, rng: Any, size: int | tuple[int, ...] = ()
     ) -> tuple[Array, Array]:
-        """Draw ``(w, z)`` with shapes ``size + batch`` and ``size + batch + (d,)``."""
+        """Draw ``(w, z)`` with shapes ``size + batch`` and ``size + batch + (d,)``.
+
+        Parameters
+        ----------
+        natural : named tuple of arrays
+            Natural parameters of the family.
+        rng : surrogate_natgrad.random.Generator
+            A seeded generator in the parameters' namespace.
+        size : int or tuple of int, optional
+            Leading sample shape.
+
+        Returns
+        -------
+        w : array
+            Mixing draws ``w ~ N(0, 1)``.
+        z : array
+            Draws of ``z | w``.
+        """
         xp = namespace(*natural)
         chol = self._chol(natural)
         mu = cho_solve_vector(chol, natural.precision_mean)
@@ -337,7 +413,7 @@ class StudentTScaleMixture(Gaussian):
     def __init__(self, dim: int, df: Any):
         super().__init__(dim)
         if isinstance(df, int | float) and not df > 0:
-            raise ValueError(f"df must be positive, got {df!r}")
+            raise DomainError(f"df must be positive, got {df!r}")
         self.df = df
 
     def __repr__(self) -> str:
@@ -356,7 +432,22 @@ class StudentTScaleMixture(Gaussian):
         return super().log_partition(natural) + 0.5 * self.dim * expected_log_w
 
     def log_joint(self, natural: GaussianNatural, w: Array, z: Array) -> Array:
-        """Return ``log InvGamma(w; ν/2, ν/2) + log N(z; μ, wV)``."""
+        """Return ``log InvGamma(w; ν/2, ν/2) + log N(z; μ, wV)``.
+
+        Parameters
+        ----------
+        natural : named tuple of arrays
+            Natural parameters of the family.
+        w : array
+            The mixing variable, with the batch shape of ``z``.
+        z : array, shape (..., d)
+            The observed variable.
+
+        Returns
+        -------
+        array
+            The joint log-densities.
+        """
         xp = namespace(w, z, *natural)
         half = self._half_df(z)
         log_mixing = (
@@ -395,7 +486,24 @@ class StudentTScaleMixture(Gaussian):
     def sample_joint(
         self, natural: GaussianNatural, rng: Any, size: int | tuple[int, ...] = ()
     ) -> tuple[Array, Array]:
-        """Draw ``(w, z)``: ``w = (ν/2)/G`` with ``G ~ Gamma(ν/2, 1)``, ``z = μ + √w L⁻ᵀε``."""
+        """Draw ``(w, z)``: ``w = (ν/2)/G`` with ``G ~ Gamma(ν/2, 1)``, ``z = μ + √w L⁻ᵀε``.
+
+        Parameters
+        ----------
+        natural : named tuple of arrays
+            Natural parameters of the family.
+        rng : surrogate_natgrad.random.Generator
+            A seeded generator in the parameters' namespace.
+        size : int or tuple of int, optional
+            Leading sample shape.
+
+        Returns
+        -------
+        w : array
+            Mixing draws (inverse-gamma scales).
+        z : array
+            Draws of ``z | w``.
+        """
         xp = namespace(*natural)
         gaussian = Gaussian.sample(self, natural, rng, size)
         chol = self._precision_cholesky(natural)

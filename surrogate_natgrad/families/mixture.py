@@ -82,7 +82,7 @@ class Mixture(ExponentialFamily):
 
     def __init__(self, component_family: ExponentialFamily, k: int):
         if int(k) != k or k < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
+            raise DataError(f"k must be a positive integer, got {k!r}")
         self.component_family = component_family
         self.k = int(k)
         self.event_ndim = component_family.event_ndim
