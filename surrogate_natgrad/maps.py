@@ -35,11 +35,33 @@ class Bijection(Protocol):
     """A differentiable bijection from unconstrained reals to a constrained set."""
 
     def forward(self, unconstrained: Array) -> Array:
-        """Map an unconstrained value to the constrained set."""
+        """Map an unconstrained value to the constrained set.
+
+        Parameters
+        ----------
+        unconstrained : array
+            Unconstrained value(s).
+
+        Returns
+        -------
+        array
+            The constrained value, elementwise.
+        """
         ...
 
     def inverse(self, constrained: Array) -> Array:
-        """Map a constrained value back to the reals."""
+        """Map a constrained value back to the reals.
+
+        Parameters
+        ----------
+        constrained : array
+            Value(s) in the constrained set.
+
+        Returns
+        -------
+        array
+            The unconstrained value, elementwise.
+        """
         ...
 
 
@@ -240,29 +262,85 @@ class SurrogateMap:
             raise DataError("domain must be callable or None")
 
     def aux_forward(self, unconstrained_aux: Any) -> Any:
-        """Map unconstrained auxiliary parameters to their constrained values."""
+        """Map unconstrained auxiliary parameters to their constrained values.
+
+        Parameters
+        ----------
+        unconstrained_aux : pytree of arrays
+            Auxiliary parameters in unconstrained coordinates (the layout of ``aux_transforms``).
+
+        Returns
+        -------
+        pytree of arrays
+            The constrained values, same structure.
+        """
         return _apply_transforms(self.aux_transforms, unconstrained_aux, "forward")
 
     def aux_inverse(self, constrained_aux: Any) -> Any:
-        """Map constrained auxiliary values to unconstrained coordinates."""
+        """Map constrained auxiliary values to unconstrained coordinates.
+
+        Parameters
+        ----------
+        constrained_aux : pytree of arrays
+            Auxiliary values in their constrained sets.
+
+        Returns
+        -------
+        pytree of arrays
+            The unconstrained coordinates, same structure.
+        """
         return _apply_transforms(self.aux_transforms, constrained_aux, "inverse")
 
     def in_domain(self, surrogate_standard_params: Any) -> Array | bool:
         """Return whether the map is defined at ``surrogate_standard_params``.
 
-        Returns True (a Python bool) when the map has no ``domain`` of its own; the
-        surrogate family's domain is checked separately by the rules.
+        The surrogate family's own domain is checked separately by the rules.
+
+        Parameters
+        ----------
+        surrogate_standard_params : named tuple of arrays
+            The surrogate's standard parameters.
+
+        Returns
+        -------
+        array of bool or bool
+            The map's ``domain`` flags, or True (a Python bool) when the map has no ``domain``.
         """
         if self.domain is None:
             return True
         return self.domain(surrogate_standard_params)
 
     def target(self, surrogate_standard_params: Any, aux: Any = ()) -> Any:
-        """Return the target parameters for surrogate standard params and *constrained* aux."""
+        """Return the target parameters for surrogate standard params and *constrained* aux.
+
+        Parameters
+        ----------
+        surrogate_standard_params : named tuple of arrays
+            The surrogate's standard parameters.
+        aux : pytree of arrays, optional
+            Constrained auxiliary values (``()`` when there are none).
+
+        Returns
+        -------
+        pytree of arrays
+            The target parameters, ``to_target(surrogate_standard_params, aux)``.
+        """
         return self.to_target(surrogate_standard_params, aux)
 
     def initial(self, target_params: Any) -> tuple[Any, Any]:
         """Return ``(surrogate_standard_params, constrained_aux)`` for ``target_params``.
+
+        Parameters
+        ----------
+        target_params : pytree of arrays
+            Target parameters to start from.
+
+        Returns
+        -------
+        surrogate_standard_params : named tuple of arrays
+            The surrogate's standard parameters.
+        constrained_aux : pytree of arrays
+            The auxiliary values (``()`` when there are none).
 
         Raises
         ------

@@ -76,15 +76,45 @@ class ExponentialFamily:
     # ------------------------------------------------------------------ layout
 
     def natural_event_shapes(self) -> tuple[tuple[int, ...], ...]:
-        """Return the event shape of each leaf of the natural (and mean) parameters."""
+        """Return the event shape of each leaf of the natural (and mean) parameters.
+
+        Returns
+        -------
+        tuple of tuple of int
+            One event shape per leaf, e.g. ``((d,), (d, d))`` for a ``d``-dimensional Gaussian.
+        """
         raise NotImplementedError
 
     def leaves(self, params: Sequence[Any]) -> list[Array]:
-        """Return the arrays of natural or mean ``params`` in flattening order."""
+        """Return the arrays of natural or mean ``params`` in flattening order.
+
+        Parameters
+        ----------
+        params : named tuple of arrays
+            Natural or mean parameters.
+
+        Returns
+        -------
+        list of array
+            One array per leaf, in the order of :meth:`natural_event_shapes`.
+        """
         return list(params)
 
     def from_leaves(self, leaves: Sequence[Array], kind: str = "natural") -> Any:
-        """Rebuild natural (``kind="natural"``) or mean (``"mean"``) parameters from leaves."""
+        """Rebuild natural (``kind="natural"``) or mean (``"mean"``) parameters from leaves.
+
+        Parameters
+        ----------
+        leaves : sequence of array
+            The arrays, in the order of :meth:`leaves`.
+        kind : {"natural", "mean"}, optional
+            Which named tuple to build.
+
+        Returns
+        -------
+        named tuple of arrays
+            :attr:`natural_type` or :attr:`mean_type`.
+        """
         cls = self.natural_type if kind == "natural" else self.mean_type
         return cls(*leaves)
 
@@ -94,7 +124,18 @@ class ExponentialFamily:
         return sum(math.prod(shape) for shape in self.natural_event_shapes())
 
     def batch_shape(self, params: Sequence[Any]) -> tuple[int, ...]:
-        """Return the broadcast batch shape of natural or mean ``params``."""
+        """Return the broadcast batch shape of natural or mean ``params``.
+
+        Parameters
+        ----------
+        params : named tuple of arrays
+            Natural or mean parameters.
+
+        Returns
+        -------
+        tuple of int
+            The leaves' leading (non-event) shapes, broadcast together.
+        """
         shapes = []
         for leaf, event in zip(self.leaves(params), self.natural_event_shapes(), strict=True):
             shapes.append(tuple(leaf.shape[: leaf.ndim - len(event)]))
@@ -148,15 +189,50 @@ class ExponentialFamily:
         return self.from_leaves(leaves, kind)
 
     def flatten_mean(self, mean: Sequence[Any]) -> Array:
-        """Flatten mean parameters (same layout as :meth:`flatten_natural`)."""
+        """Flatten mean parameters (same layout as :meth:`flatten_natural`).
+
+        Parameters
+        ----------
+        mean : named tuple of arrays
+            Mean parameters (:attr:`mean_type`), possibly with leading batch axes.
+
+        Returns
+        -------
+        array, shape (..., flat_dim)
+            Leaves concatenated in order, each in row-major order.
+        """
         return self.flatten_natural(mean)
 
     def unflatten_mean(self, flat: Array) -> Any:
-        """Invert :meth:`flatten_mean`."""
+        """Invert :meth:`flatten_mean`.
+
+        Parameters
+        ----------
+        flat : array, shape (..., flat_dim)
+            Flattened mean parameters.
+
+        Returns
+        -------
+        named tuple of arrays
+            Mean parameters (:attr:`mean_type`).
+        """
         return self.unflatten_natural(flat, kind="mean")
 
     def pairing(self, natural: Sequence[Any], mean: Sequence[Any]) -> Array:
-        """Return the inner product ``<natural, mean>`` summed over every leaf's event axes."""
+        """Return the inner product ``<natural, mean>`` summed over every leaf's event axes.
+
+        Parameters
+        ----------
+        natural : named tuple of arrays
+            Natural parameters (:attr:`natural_type`), possibly with leading batch axes.
+        mean : named tuple of arrays
+            Mean parameters (:attr:`mean_type`), possibly with leading batch axes.
+
+        Returns
+        -------
+        array
+            The inner products, with the broadcast batch shape.
+        """
         total = None
         for a, b, event in zip(
             self.leaves(natural), self.leaves(mean), self.natural_event_shapes(), strict=True
@@ -171,45 +247,157 @@ class ExponentialFamily:
     # ------------------------------------------------------------- interface
 
     def log_partition(self, natural: Any) -> Array:
-        """Return the log-partition function ``A(natural)`` (shape: the batch shape)."""
+        """Return the log-partition function ``A(natural)``.
+
+        Parameters
+        ----------
+        natural : named tuple of arrays
+            Natural parameters (:attr:`natural_type`), possibly with leading batch axes.
+
+        Returns
+        -------
+        array
+            ``A(natural)``, with the batch shape.
+        """
         raise NotImplementedError
 
     def natural_to_mean(self, natural: Any) -> Any:
-        """Return the mean parameters ``E[T(x)] = grad A(natural)``."""
+        """Return the mean parameters ``E[T(x)] = grad A(natural)``.
+
+        Parameters
+        ----------
+        natural : named tuple of arrays
+            Natural parameters (:attr:`natural_type`), possibly with leading batch axes.
+
+        Returns
+        -------
+        named tuple of arrays
+            Mean parameters (:attr:`mean_type`).
+        """
         raise NotImplementedError
 
     def mean_to_natural(self, mean: Any) -> Any:
-        """Return the natural parameters with the given mean parameters."""
+        """Return the natural parameters with the given mean parameters.
+
+        Parameters
+        ----------
+        mean : named tuple of arrays
+            Mean parameters (:attr:`mean_type`), possibly with leading batch axes.
+
+        Returns
+        -------
+        named tuple of arrays
+            Natural parameters (:attr:`natural_type`).
+        """
         raise NotImplementedError
 
     def natural_to_standard(self, natural: Any) -> Any:
-        """Return the standard parameters."""
+        """Return the standard parameters of natural parameters ``natural``.
+
+        Parameters
+        ----------
+        natural : named tuple of arrays
+            Natural parameters (:attr:`natural_type`), possibly with leading batch axes.
+
+        Returns
+        -------
+        named tuple of arrays
+            Standard parameters (:attr:`standard_type`).
+        """
         raise NotImplementedError
 
     def standard_to_natural(self, standard: Any) -> Any:
-        """Return the natural parameters of the standard parameters ``standard``."""
+        """Return the natural parameters of the standard parameters ``standard``.
+
+        Parameters
+        ----------
+        standard : named tuple of arrays
+            Standard parameters (:attr:`standard_type`), possibly with leading batch axes.
+
+        Returns
+        -------
+        named tuple of arrays
+            Natural parameters (:attr:`natural_type`).
+        """
         raise NotImplementedError
 
     def mean_to_standard(self, mean: Any) -> Any:
-        """Return the standard parameters of mean parameters ``mean``."""
+        """Return the standard parameters of mean parameters ``mean``.
+
+        Parameters
+        ----------
+        mean : named tuple of arrays
+            Mean parameters (:attr:`mean_type`), possibly with leading batch axes.
+
+        Returns
+        -------
+        named tuple of arrays
+            Standard parameters (:attr:`standard_type`).
+        """
         return self.natural_to_standard(self.mean_to_natural(mean))
 
     def standard_to_mean(self, standard: Any) -> Any:
-        """Return the mean parameters of standard parameters ``standard``."""
+        """Return the mean parameters of standard parameters ``standard``.
+
+        Parameters
+        ----------
+        standard : named tuple of arrays
+            Standard parameters (:attr:`standard_type`), possibly with leading batch axes.
+
+        Returns
+        -------
+        named tuple of arrays
+            Mean parameters (:attr:`mean_type`).
+        """
         return self.natural_to_mean(self.standard_to_natural(standard))
 
     def sufficient_statistics(self, x: Array) -> Any:
-        """Return ``T(x)`` as a mean-parameter named tuple (batched over ``x``)."""
+        """Return the sufficient statistics ``T(x)`` as a mean-parameter named tuple.
+
+        Parameters
+        ----------
+        x : array
+            Data points, with :attr:`event_ndim` trailing event axes and any leading axes.
+
+        Returns
+        -------
+        named tuple of arrays
+            ``T(x)`` in the layout of :attr:`mean_type`, batched over ``x``'s leading axes.
+        """
         raise NotImplementedError
 
     def log_base_measure(self, x: Array) -> Array:
-        """Return ``log h(x)`` (zero unless a family overrides it)."""
+        """Return ``log h(x)`` (zero unless a family overrides it).
+
+        Parameters
+        ----------
+        x : array
+            Data points, with :attr:`event_ndim` trailing event axes.
+
+        Returns
+        -------
+        array
+            ``log h(x)``, with ``x``'s leading shape.
+        """
         xp = namespace(x=x)
         shape = tuple(x.shape[: x.ndim - self.event_ndim])
         return xp.zeros(shape, dtype=x.dtype)
 
     def log_prob(self, natural: Any, x: Array) -> Array:
-        """Return ``log q(x) = <natural, T(x)> - A(natural) + log h(x)`` (broadcast batch)."""
+        """Return ``log q(x) = <natural, T(x)> - A(natural) + log h(x)``.
+
+        Parameters
+        ----------
+        natural : named tuple of arrays
+            Natural parameters (:attr:`natural_type`), possibly with leading batch axes.
+        x : array
+            Data points, with :attr:`event_ndim` trailing event axes.
+
+        Returns
+        -------
+        array
+            Log-densities, broadcast over the parameters' batch shape and ``x``'s leading shape.
+        """
         statistics = self.sufficient_statistics(x)
         return (
             self.pairing(natural, statistics)
@@ -218,11 +406,40 @@ class ExponentialFamily:
         )
 
     def sample(self, natural: Any, rng: Any, size: int | tuple[int, ...] = ()) -> Array:
-        """Draw samples of shape ``size + batch + event`` with the generator ``rng``."""
+        """Draw samples of shape ``size + batch + event`` with the generator ``rng``.
+
+        Parameters
+        ----------
+        natural : named tuple of arrays
+            Natural parameters (:attr:`natural_type`), possibly with leading batch axes.
+        rng : surrogate_natgrad.random.Generator
+            A seeded generator in the parameters' namespace
+            (:func:`surrogate_natgrad.random.default_rng`).
+        size : int or tuple of int, optional
+            Leading sample shape.
+
+        Returns
+        -------
+        array
+            Samples, of shape ``size + batch shape + event shape``.
+        """
         raise NotImplementedError
 
     def fisher_vector_product(self, natural: Any, vector: Any) -> Any:
-        """Return the Fisher ``grad^2 A(natural)`` applied to the natural-shaped ``vector``."""
+        """Return the Fisher ``grad^2 A(natural)`` applied to the natural-shaped ``vector``.
+
+        Parameters
+        ----------
+        natural : named tuple of arrays
+            Natural parameters (:attr:`natural_type`), possibly with leading batch axes.
+        vector : named tuple of arrays
+            A tangent vector in the layout of the natural parameters.
+
+        Returns
+        -------
+        named tuple of arrays
+            ``F(natural) vector``, in the layout of the natural parameters.
+        """
         raise NotImplementedError
 
     def fisher(self, natural: Any) -> Array:
@@ -233,9 +450,15 @@ class ExponentialFamily:
         applying the closed-form :meth:`fisher_vector_product` to the coordinate basis;
         meant for small dimensions, tests and diagnostics.
 
+        Parameters
+        ----------
+        natural : named tuple of arrays
+            Natural parameters (:attr:`natural_type`), possibly with leading batch axes.
+
         Returns
         -------
         array, shape (..., flat_dim, flat_dim)
+            The symmetric Fisher matrices.
         """
         leaves = self.leaves(natural)
         xp = namespace(*leaves)
@@ -254,6 +477,16 @@ class ExponentialFamily:
 
         Uses ``A(q) - A(p) - <natural_q - natural_p, mean_p>``, exact for any exponential
         family (families with a cheaper closed form override it).
+
+        Parameters
+        ----------
+        natural_p, natural_q : named tuple of arrays
+            Natural parameters of ``p`` and ``q`` (batch shapes broadcast).
+
+        Returns
+        -------
+        array
+            The divergences, with the broadcast batch shape.
         """
         mean_p = self.natural_to_mean(natural_p)
         difference = self.from_leaves(
@@ -266,31 +499,112 @@ class ExponentialFamily:
         )
 
     def entropy(self, natural: Any) -> Array:
-        """Return the entropy ``A - <natural, mean>`` (valid for a unit base measure)."""
+        """Return the entropy ``A - <natural, mean>`` (valid for a unit base measure).
+
+        Parameters
+        ----------
+        natural : named tuple of arrays
+            Natural parameters (:attr:`natural_type`), possibly with leading batch axes.
+
+        Returns
+        -------
+        array
+            Entropies, with the batch shape.
+        """
         return self.log_partition(natural) - self.pairing(natural, self.natural_to_mean(natural))
 
     def symmetrize(self, params: Any) -> Any:
-        """Return ``params`` with symmetric matrix blocks (identity for families without)."""
+        """Return ``params`` with symmetric matrix blocks (identity for families without).
+
+        Parameters
+        ----------
+        params : named tuple of arrays
+            Natural or mean parameters (or a gradient in their layout).
+
+        Returns
+        -------
+        named tuple of arrays
+            The same structure, each matrix block replaced by ``(M + Mᵀ) / 2``.
+        """
         return params
 
     def in_natural_domain(self, natural: Any) -> Array:
-        """Return a boolean array: which batch members are valid natural parameters."""
+        """Return which batch members are valid natural parameters.
+
+        Parameters
+        ----------
+        natural : named tuple of arrays
+            Natural parameters (:attr:`natural_type`), possibly with leading batch axes.
+
+        Returns
+        -------
+        array of bool
+            One flag per batch member (0-d without batch axes).
+        """
         raise NotImplementedError
 
     def in_mean_domain(self, mean: Any) -> Array:
-        """Return a boolean array: which batch members are valid mean parameters."""
+        """Return which batch members are valid mean parameters.
+
+        Parameters
+        ----------
+        mean : named tuple of arrays
+            Mean parameters (:attr:`mean_type`), possibly with leading batch axes.
+
+        Returns
+        -------
+        array of bool
+            One flag per batch member (0-d without batch axes).
+        """
         raise NotImplementedError
 
     def validate_natural(self, natural: Any, name: str = "natural") -> Any:
         """Return ``natural`` unchanged, or raise :class:`DomainError` if any member is invalid.
 
         Needs concrete values (not for use inside ``jax.jit``).
+
+        Parameters
+        ----------
+        natural : named tuple of arrays
+            Natural parameters (:attr:`natural_type`), possibly with leading batch axes.
+        name : str, optional
+            The argument's name, used in the error message.
+
+        Returns
+        -------
+        named tuple of arrays
+            ``natural``, unchanged.
+
+        Raises
+        ------
+        DomainError
+            If a batch member is outside the natural domain.
         """
         self._raise_unless(self.in_natural_domain(natural), name, "natural")
         return natural
 
     def validate_mean(self, mean: Any, name: str = "mean") -> Any:
-        """Return ``mean`` unchanged, or raise :class:`DomainError` if any member is invalid."""
+        """Return ``mean`` unchanged, or raise :class:`DomainError` if any member is invalid.
+
+        Needs concrete values (not for use inside ``jax.jit``).
+
+        Parameters
+        ----------
+        mean : named tuple of arrays
+            Mean parameters (:attr:`mean_type`), possibly with leading batch axes.
+        name : str, optional
+            The argument's name, used in the error message.
+
+        Returns
+        -------
+        named tuple of arrays
+            ``mean``, unchanged.
+
+        Raises
+        ------
+        DomainError
+            If a batch member is outside the mean domain.
+        """
         self._raise_unless(self.in_mean_domain(mean), name, "mean")
         return mean
 
