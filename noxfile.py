@@ -80,3 +80,11 @@ def bench(session: nox.Session) -> None:
         "bench",
         *(session.posargs or ["all", "--size", "quick"]),
     )
+
+
+@nox.session
+def hypothesis(session: nox.Session) -> None:
+    """Property-based tests with the long profile (500 examples per property)."""
+    session.install("-e", ".[test]")
+    session.env["HYPOTHESIS_PROFILE"] = "long"
+    session.run("pytest", "tests/test_properties.py", *session.posargs)

@@ -8,7 +8,15 @@ NumPy, CuPy, torch and JAX arrays, with pluggable automatic differentiation.
 
 from __future__ import annotations
 
-from surrogate_natgrad.distributions import NegativeBinomial, NegativeBinomialMixture
+from surrogate_natgrad.distributions import (
+    MultivariateT,
+    NegativeBinomial,
+    NegativeBinomialMixture,
+    SkewNormal,
+    SkewNormalMixture,
+    SkewT,
+    TCopula,
+)
 from surrogate_natgrad.errors import (
     BackendError,
     ConvergenceWarning,
@@ -16,7 +24,7 @@ from surrogate_natgrad.errors import (
     DomainError,
     SurrogateNatgradError,
 )
-from surrogate_natgrad.fitting import FitResult, fit
+from surrogate_natgrad.fitting import FitResult, VIResult, fit, fit_vi
 
 __version__ = "0.1.0.dev0"
 
@@ -26,9 +34,16 @@ __all__ = [
     "DataError",
     "DomainError",
     "FitResult",
+    "MultivariateT",
     "NegativeBinomial",
     "NegativeBinomialMixture",
+    "SkewNormal",
+    "SkewNormalMixture",
+    "SkewT",
     "SurrogateNatgradError",
+    "TCopula",
+    "VIResult",
     "__version__",
     "fit",
+    "fit_vi",
 ]

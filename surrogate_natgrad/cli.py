@@ -10,6 +10,11 @@ Sub-commands:
     Monte Carlo Fisher NGD, Adam); print a table and write a convergence plot.
 ``info``
     Installed array/autodiff backends, devices and versions.
+``bench PROBLEM [PROBLEM ...]``
+    Run the benchmark harness (:mod:`surrogate_natgrad.benchmarking`) on experiments
+    (``E1``, ``E2``, ..., ``RANDHIE``, ``SN1`` or ``all``): every method with a step-size
+    grid for the baselines and the reference implementations; print a summary table per
+    problem and write ``results.json`` and PNG plots into ``--out``.
 
 User errors (missing file, non-numeric column, negative counts, ...) print one line to
 stderr and exit with status 2, without a traceback.
@@ -353,6 +358,63 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from surrogate_natgrad import benchmarking
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    if methods is not None:
+        known = {m for group in benchmarking.METHODS.values() for m in group}
+        unknown = [m for m in methods if m not in known]
+        if unknown:
+            raise UsageError(f"unknown method(s) {unknown}; choose from {', '.join(sorted(known))}")
+    try:
+        names = benchmarking._expand_names(args.problems)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    out_dir = Path(args.out)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create the output directory {out_dir}: {exc}") from exc
+
+    def log(line: str) -> None:
+        if not args.quiet:
+            print(line, file=sys.stderr, flush=True)
+
+    results = benchmarking.run_benchmarks(
+        names,
+        size=args.size,
+        backend=args.backend,
+        methods=methods,
+        out_dir=out_dir,
+        seed=args.seed,
+        peers=not args.no_peers,
+        floor=not args.no_floor,
+        jit=args.jit,
+        plots=not args.no_plot,
+        device=args.device,
+        log=log,
+        max_iter=args.max_iter,
+    )
+    for name, result in results["problems"].items():
+        print(f"\n## {name}: {result.get('description', '')}")
+        if "skipped_problem" in result:
+            print(f"skipped: {result['skipped_problem']}")
+            continue
+        if not result.get("runs"):
+            for method, why in result.get("skipped", {}).items():
+                print(f"skipped {method}: {why}")
+            continue
+        print(f"best loss {result['summary']['best_loss']:.12g}")
+        print(benchmarking.format_summary_table(result))
+        for method, why in result.get("skipped", {}).items():
+            print(f"skipped {method}: {why}")
+    if args.markdown:
+        benchmarking.write_markdown(results, args.markdown, plot_dir=None)
+    print(f"\nresults written to {out_dir / 'results.json'} ({results['total_seconds']:.1f} s)")
+    return 0
+
+
 def _version(distribution: str) -> str | None:
     try:
         return importlib.metadata.version(distribution)
@@ -524,6 +586,37 @@ def build_parser() -> argparse.ArgumentParser:
     demo_parser.add_argument("--no-plot", action="store_true", help="do not write the plot")
     demo_parser.add_argument("--json", action="store_true", help="print the table as JSON")
     demo_parser.set_defaults(handler=_cmd_demo)
+
+    bench_parser = sub.add_parser(
+        "bench",
+        help="benchmark SNGD against the baselines and reference implementations",
+        description="Run the benchmark harness on experiments E1, E2, ... (or 'all').",
+    )
+    bench_parser.add_argument("problems", nargs="+", metavar="PROBLEM",
+                              help="E1, E2, ..., RANDHIE, SN1, or all")
+    bench_parser.add_argument("--size", choices=("quick", "paper"), default="quick",
+                              help="problem size (default quick)")
+    bench_parser.add_argument("--backend", choices=("numpy", "torch", "jax"), default="numpy",
+                              help="array backend (default numpy)")
+    bench_parser.add_argument("--device", default=None, help="torch device, e.g. cuda")
+    bench_parser.add_argument("--methods", default=None,
+                              help="comma-separated methods (default: all of each problem)")
+    bench_parser.add_argument("--out", default="bench-results",
+                              help="output directory (default bench-results)")
+    bench_parser.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    bench_parser.add_argument("--max-iter", type=_positive_int, default=None,
+                              help="iterations per run (default: the problem's budget)")
+    bench_parser.add_argument("--jit", action="store_true",
+                              help="also time jit-compiled JAX SNGD steps")
+    bench_parser.add_argument("--no-peers", action="store_true",
+                              help="skip statsmodels/scipy reference fits")
+    bench_parser.add_argument("--no-floor", action="store_true",
+                              help="skip the per-step floor measurement")
+    bench_parser.add_argument("--no-plot", action="store_true", help="do not write plots")
+    bench_parser.add_argument("--markdown", metavar="FILE.md", default=None,
+                              help="also write the tables as Markdown")
+    bench_parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    bench_parser.set_defaults(handler=_cmd_bench)
 
     info_parser = sub.add_parser("info", help="installed backends, devices and versions")
     info_parser.add_argument("--json", action="store_true", help="print as JSON")

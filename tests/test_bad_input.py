@@ -484,12 +484,10 @@ VI_CASES: list[Any] = [
         lambda: _fit_vi(LJ, "gaussian", 2, init={"mean": np.array([np.nan, 0.0]),
                                                  "cov": np.eye(2)}),
         DataError, r"init.*nan", id="vi-init-nan",
-        marks=pending("fit_vi lets NaN reach scipy's Cholesky: plain ValueError"),
     ),
     pytest.param(
         "vi-like-float16", lambda: _fit_vi(LJ, "gaussian", 2, like=np.zeros(2, np.float16)),
         DataError, r"float16", id="vi-like-float16",
-        marks=pending("fit_vi passes float16 to linalg: plain TypeError"),
     ),
     pytest.param(
         "vi-seed-negative", lambda: _fit_vi(LJ, "gaussian", 2, seed=-1), DataError,

@@ -19,12 +19,22 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from surrogate_natgrad.experiments._base import SIZES, Problem
+from surrogate_natgrad.experiments._copula import e5
 from surrogate_natgrad.experiments._count import e1, e2
+from surrogate_natgrad.experiments._skew import e3, e4
+from surrogate_natgrad.experiments._vi import e6
 
-__all__ = ["PROBLEMS", "SIZES", "Problem", "e1", "e2", "get"]
+__all__ = ["PROBLEMS", "SIZES", "Problem", "e1", "e2", "e3", "e4", "e5", "e6", "get"]
 
 #: The experiment generators by name (``"E1"``, ``"E2"``, ...).
-PROBLEMS: dict[str, Callable[..., Problem]] = {"E1": e1, "E2": e2}
+PROBLEMS: dict[str, Callable[..., Problem]] = {
+    "E1": e1,
+    "E2": e2,
+    "E3": e3,
+    "E4": e4,
+    "E5": e5,
+    "E6": e6,
+}
 
 
 def get(name: str, seed: int = 0, size: str = "quick") -> Problem:

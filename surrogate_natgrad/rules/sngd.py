@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from surrogate_natgrad import autodiff
+from surrogate_natgrad import _tree, autodiff
 from surrogate_natgrad._compat import Array, Namespace, asarray, float_dtype, namespace
 from surrogate_natgrad.autodiff import AutodiffBackend
 from surrogate_natgrad.errors import DataError
@@ -29,6 +29,7 @@ from surrogate_natgrad.rules._base import (
     Objective,
     Status,
     StepInfo,
+    quiet_floating_point,
     tree_is_finite,
     tree_leaves,
     tree_norm,
@@ -316,6 +317,29 @@ class SNGD:
 
         return loss
 
+    def _safe_aux(
+        self, objective: Objective, params: Any, old_aux: Any, new_aux: Any, loss: Array, xp: Any
+    ) -> Any:
+        """Shorten the auxiliary step until, on its own, it does not raise the loss.
+
+        The grid and Armijo searches refuse candidates that raise the loss; an auxiliary
+        step that raises it by itself (Adam's steps keep their length near an optimum)
+        would make every candidate fail. Halve it up to ten times, then keep the old
+        auxiliary parameters for this step. Adam's moments are updated either way, so
+        its next step uses the new gradient information. (These searches run eagerly.)
+        """
+        delta = _tree.tree_sub(new_aux, old_aux)
+        current = float(loss)
+        fraction = 1.0
+        for _ in range(11):
+            candidate = _tree.tree_add(old_aux, _tree.tree_scale(delta, fraction))
+            with quiet_floating_point():
+                value = float(self._loss_at(objective, candidate)(params))
+            if value == value and value <= current:
+                return candidate
+            fraction *= 0.5
+        return old_aux
+
     def step(self, state: SNGDState, objective: Objective) -> tuple[SNGDState, StepInfo]:
         """Take one SNGD step.
 
@@ -351,6 +375,8 @@ class SNGD:
             )
         else:
             new_aux, new_aux_state = state.aux, state.aux_state
+        if has_aux and self.line_search in ("grid", "armijo"):
+            new_aux = self._safe_aux(objective, params, state.aux, new_aux, found.loss, xp)
         loss_fn = self._loss_at(objective, new_aux)
         use_batch = self.line_search == "grid" and self.objective_batched
         new_params, step, status = select_step(

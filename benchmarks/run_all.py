@@ -1,0 +1,254 @@
+"""Regenerate ``docs/benchmarks.md`` (tables, plots, machine, versions, commit) in one command.
+
+Usage, from the repository root::
+
+    python benchmarks/run_all.py                       # E1, E2, RANDHIE, SN1 at paper size
+    python benchmarks/run_all.py --problems all        # every experiment (E3-E8: long)
+    python benchmarks/run_all.py --size quick --out /tmp/bench --md /tmp/bench.md  # smoke
+
+It runs :func:`surrogate_natgrad.benchmarking.run_benchmarks` (the same harness as
+``surrogate-natgrad bench``), times jit-compiled JAX SNGD steps on E1 and E2, writes
+``results.json`` and the PNG plots into ``docs/_static/benchmarks/`` and renders the page,
+including a table that checks the targets of issue 8 against the measured numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from surrogate_natgrad import benchmarking
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PROBLEMS = ("E1", "E2", "RANDHIE", "SN1")
+
+NOTES = {
+    "E1": """
+Two SNGD variants: `sngd` is `fit`'s default (a grid line search over 1000 candidate steps
+per iteration, evaluated as one batched call) and `sngd/backtracking` halves from step 1.
+Both reach the optimum to 1e-6 in 2–3 iterations, as in the paper. The time per step is
+many times the one-pass floor because each step inverts the gamma surrogate's mean map
+(ψ(α) − log α = s by Newton with `polygamma` from SciPy) for every candidate, evaluates the
+log-pmf for every candidate, and pays the library's per-call dispatch (namespace lookup,
+autograd tracing of the objective); on N = 1000 counts that overhead, not arithmetic, is
+what costs. statsmodels fits the same two-parameter model with BFGS or Newton on analytic
+derivatives and no dispatch layer, and is faster on this small problem; on the real data
+set below (18,171 counts, which `fit` compresses to their distinct values) SNGD is faster.
+The held-out column is the NLL of 1000 fresh draws from the data-generating NB(5, 1/11).
+`scipy.stats.fit` uses differential evolution over bounded `n` and `p` and treats `n` as an
+integer, so it stops slightly above the optimum.
+""",
+    "E2": """
+The paper's E2 reference (best NLL 8.14409) is for the authors' data set; our E2 data come
+from the same recipe with our seed, so only the relative criteria (iterations and seconds to
+1e-3 of the best loss found here, loss at 100 iterations against the best) are comparable.
+NGD's Monte Carlo Fisher is not positive definite at the quantile-based start (the rule
+refuses the step, status `step_rejected`); the paper does not run NGD on E2 either.
+""",
+    "RANDHIE": """
+Real data: 20,190 outpatient visit counts of the RAND Health Insurance Experiment (first 90 %
+fitted, last 10 % held out), from the deliberately poor start n = 1, p = 0.5. Here the data
+are large and highly repetitive (60 distinct values), so `fit`'s compression of the counts
+pays off and SNGD beats statsmodels (which sums over all 18,171 rows every evaluation).
+""",
+    "SN1": """
+d = 1 skew-normal maximum likelihood (Azzalini's parameterisation, Ω = ω²) against
+`scipy.stats.skewnorm.fit` (a generic Nelder–Mead fit from a moments start). The library's
+methods run with a backtracking line search here: `fit`'s default grid search cost about
+10 s per step on this target when this was measured. **SNGD stalls** on this problem (loss
+1.6612 against the optimum 1.57608 after 100 iterations, from the start ξ = 0, Ω = 1,
+α = 0.01): a finding to investigate, not a tuning issue of the benchmark; BFGS and scipy
+reach the optimum.
+""",
+    "JIT": """
+`jax_step_timing` builds `rules.SNGD(...).make_step(objective)` on the compressed data and
+times it eagerly (NumPy/autograd and JAX arrays), under `jax.jit` and as a jitted
+`lax.fori_loop` over 5 steps. It takes fixed steps of size 0.5 (`fit`'s grid search is not
+jit-compatible; the backtracking search multiplies the compiled graph by its 20 candidates,
+and E1 was still compiling after 5 minutes). Once compiled, a whole SNGD step runs within a small
+factor of the measured one-pass floor (column "jit / floor"; the floor is the NumPy floor of
+the problem's section above) and several times faster than the eager NumPy step; JAX
+without `jit` is far slower than NumPy (op-by-op dispatch). **The catch is compilation**:
+minutes per problem (and the fixed step needs about 10 iterations on E1 where the grid
+search needs 2; the losses are in `results.json`), and the second call compiles once more
+(the state a jitted call returns is laid out differently from the freshly built one;
+nothing is re-traced), so the
+compiled path pays off only for long runs. The graph is large because the gamma
+surrogate's mean-to-standard map (`families/gamma.py::_solve_shape`) runs a Python loop of
+up to 60 Newton iterations whose early exit cannot be decided on traced values: under `jit`
+all 60 iterations (digamma/trigamma series each) are unrolled, for the map and again in the
+domain checks. A `lax.while_loop` on the JAX path (or a fixed 4–5 Newton steps from
+Minka's start, enough in float64) would cut compile time by an order of magnitude; then
+`fit` could run jitted blocks of steps by default on JAX.
+""",
+}
+
+
+def _row(result: Mapping[str, Any], method: str) -> dict[str, Any] | None:
+    for row in result.get("summary", {}).get("rows", []):
+        if row["method"] == method:
+            return row
+    return None
+
+
+def _run(result: Mapping[str, Any], method: str, step_size: Any) -> dict[str, Any] | None:
+    for run in result.get("runs", []):
+        if run["method"] == method and run["step_size"] == step_size:
+            return run
+    return None
+
+
+def _yes(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("**met**" if ok else "**missed**")
+
+
+def _num(value: Any, spec: str = ".3g") -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    return format(value, spec)
+
+
+def target_table(results: Mapping[str, Any]) -> str:
+    """The targets of issue 8 for E1 and E2 against the measured numbers (Markdown)."""
+    problems = results["problems"]
+    lines = ["| problem | target | measured | verdict |", "|---|---|---|---|"]
+    e1 = problems.get("E1")
+    for method in ("sngd", "sngd/backtracking"):
+        sngd = _row(e1, method) if e1 and e1.get("runs") else None
+        if e1 is None or sngd is None:
+            continue
+        iterations = sngd["iterations_to"].get("1e-06")
+        lines.append(
+            f"| E1 | {method}: ≤ 3 iterations to 1e-6 relative | {_num(iterations)} | "
+            f"{_yes(iterations is not None and iterations <= 3)} |"
+        )
+        total = sngd["total_seconds"]
+        lines.append(
+            f"| E1 | {method}: whole fit < 0.1 s on NumPy (to convergence, after warm-up) | "
+            f"{_num(total)} s ({sngd['n_iter']} iterations) | {_yes(total < 0.1)} |"
+        )
+        peer = next((r for r in e1["runs"] if r["method"] == "statsmodels-nb2-bfgs"), None)
+        run = _run(e1, method, sngd["step_size"])
+        if peer is not None and run is not None:
+            _, seconds = benchmarking.iterations_to_tolerance(
+                [math.nan if v is None else v for v in run["loss"]], run["time"],
+                peer["final_loss"], 1e-12,
+            )
+            ok = seconds is not None and seconds < peer["total_seconds"]
+            lines.append(
+                f"| E1 | {method}: faster than statsmodels to the same NLL | {_num(seconds)} s "
+                f"to statsmodels' NLL; statsmodels (BFGS) {_num(peer['total_seconds'])} s | "
+                f"{_yes(ok)} |"
+            )
+    e2 = problems.get("E2")
+    for method in ("sngd", "sngd/backtracking"):
+        sngd = _row(e2, method) if e2 and e2.get("runs") else None
+        if e2 is None or sngd is None:
+            continue
+        iterations = sngd["iterations_to"].get("0.001")
+        seconds = sngd["seconds_to"].get("0.001")
+        lines.append(
+            f"| E2 | {method}: ≤ 30 iterations to 1e-3 of the best NLL | "
+            f"{_num(iterations)} | {_yes(iterations is not None and iterations <= 30)} |"
+        )
+        lines.append(
+            f"| E2 | {method}: … and < 5 s | {_num(seconds)} s | "
+            f"{_yes(seconds is not None and seconds < 5)} |"
+        )
+        run = _run(e2, method, sngd["step_size"])
+        best = e2["summary"]["best_loss"]
+        if run is not None:
+            losses = [v for v in run["loss"][:101] if v is not None]
+            at_100 = min(losses) if losses else None
+            lines.append(
+                f"| E2 | {method}: NLL ≤ 8.1441 at 100 iterations (paper's data) | "
+                f"{_num(at_100, '.8g')} on our E2 data (best found {_num(best, '.8g')}) | "
+                "not comparable: different data |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmarks and write the Markdown page; returns the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--problems", nargs="+", default=list(DEFAULT_PROBLEMS))
+    parser.add_argument("--size", choices=("quick", "paper"), default="paper")
+    parser.add_argument("--backend", choices=benchmarking.BACKENDS, default="numpy")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "_static" / "benchmarks"))
+    parser.add_argument("--md", default=str(ROOT / "docs" / "benchmarks.md"))
+    parser.add_argument("--jit", nargs="*", default=["E1", "E2"],
+                        help="problems on which to time jitted JAX steps (none: skip)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jit-only", action="store_true",
+                        help="add the jit timings to OUT/results.json (no other runs)")
+    parser.add_argument("--render-only", action="store_true",
+                        help="re-render the page from OUT/results.json without running")
+    args = parser.parse_args(argv)
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    if args.jit_only:
+        results = json.loads((Path(args.out) / "results.json").read_text())
+        add_jit_timings(results, args, log)
+        return 0
+    if args.render_only:
+        results = json.loads((Path(args.out) / "results.json").read_text())
+        for result in results["problems"].values():
+            if result.get("runs"):
+                benchmarking.plot_problem(result, args.out)
+        write_page(results, args)
+        return 0
+
+    results = benchmarking.run_benchmarks(
+        args.problems, size=args.size, backend=args.backend, out_dir=args.out, seed=args.seed,
+        log=log,
+    )
+    write_page(results, args)
+    add_jit_timings(results, args, log)
+    return 0
+
+
+def add_jit_timings(results: dict[str, Any], args: argparse.Namespace, log: Any) -> None:
+    """Time jitted JAX SNGD steps on ``args.jit``; save the JSON and the page after each."""
+    # Compiling whole steps takes minutes: done last, so the page above exists meanwhile.
+    for name in args.jit:
+        if name not in results["problems"]:
+            continue
+        log(f"{name}: timing jit-compiled JAX SNGD steps")
+        problem = benchmarking.get_problem(name, seed=args.seed, size=args.size)
+        timing = benchmarking.jax_step_timing(problem)
+        results["problems"][name]["jit"] = benchmarking._clean(timing)
+        log(f"{name}: {timing}")
+        (Path(args.out) / "results.json").write_text(json.dumps(results, indent=1))
+        write_page(results, args)
+
+
+def write_page(results: Mapping[str, Any], args: argparse.Namespace) -> None:
+    """Render ``args.md`` from ``results``."""
+    md_path = Path(args.md)
+    try:
+        plot_dir = Path(args.out).resolve().relative_to(md_path.resolve().parent).as_posix()
+    except ValueError:
+        plot_dir = Path(args.out).resolve().as_posix()
+    preamble = (
+        "Every method of `surrogate_natgrad.fit` on the experiments of "
+        "[the method page](method.md), against statsmodels and scipy where they apply, "
+        "measured with `surrogate_natgrad.benchmarking` (also `surrogate-natgrad bench`). "
+        "Raw numbers, per-iteration curves and held-out losses are in "
+        f"`{plot_dir}/results.json`.\n\n## Targets (issue 8)\n\n" + target_table(results)
+    )
+    benchmarking.write_markdown(
+        results, md_path, plot_dir=plot_dir, preamble=preamble, notes=NOTES,
+        command="python benchmarks/run_all.py",
+    )
+    print(f"wrote {md_path} and {args.out}/results.json", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
