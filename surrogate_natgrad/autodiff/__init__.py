@@ -30,6 +30,7 @@ from surrogate_natgrad.autodiff._autograd import AutogradBackend
 from surrogate_natgrad.autodiff._base import AutodiffBackend
 from surrogate_natgrad.autodiff._bridge import DLPackBridge
 from surrogate_natgrad.autodiff._custom import CustomGradient
+from surrogate_natgrad.autodiff._external import external_function
 from surrogate_natgrad.autodiff._implicit import implicit_root
 from surrogate_natgrad.autodiff._jax import JaxBackend
 from surrogate_natgrad.autodiff._select import BACKEND_NAMES, get_backend
@@ -43,6 +44,7 @@ __all__ = [
     "DLPackBridge",
     "JaxBackend",
     "TorchBackend",
+    "external_function",
     "get_backend",
     "implicit_root",
 ]

@@ -287,6 +287,13 @@ class _Method:
             cls.from_unconstrained(coords), *views.matching(coords)
         )
 
+    def objective_of_target(self, loss: Callable[[Any], Array]) -> Callable[[Any], Array]:
+        """``loss`` (a function of the target parameters) in the rule's coordinates."""
+        if self.method == "sngd":
+            return loss
+        cls = self.cls
+        return lambda coords: loss(cls.from_unconstrained(coords))
+
 
 class _LibraryViews:
     """Data in the source library and, under a DLPack bridge, in the inner one too."""
@@ -379,6 +386,9 @@ def fit(
         One-dimensional counts (finite, non-negative integer values of any numeric dtype),
         as a NumPy, CuPy, torch, JAX or array-api-strict array. The fit runs in this
         array's namespace and on its device; float32 data are fitted in float32.
+        Data larger than memory: a :class:`~surrogate_natgrad.chunked.ChunkedData`, a Dask
+        array, a NumPy memory map or the path of a ``.npy`` file are reduced chunk by
+        chunk (see :mod:`surrogate_natgrad.chunked`; counts once, to a histogram).
     method : {"sngd", "gd", "adam", "bfgs", "ngd"}, optional
         ``"sngd"`` (default): surrogate natural gradient descent through the gamma (mixture)
         surrogate. Baselines on unconstrained coordinates (``log n``, ``logit p``, weight
@@ -496,7 +506,13 @@ def fit(
     for name, value in (("step_size", step_size), ("aux_step_size", aux_step_size)):
         if value is not None and not (value > 0 and math.isfinite(value)):
             raise DataError(f"{name} must be a positive number, got {value!r}")
-    counts = cls.check_data(data, "data")
+    # Chunked data (ChunkedData, Dask array, memory map, .npy path; surrogate_natgrad.chunked):
+    # one validating pass over the chunks; `counts` is then a sample for the start only.
+    from surrogate_natgrad.chunked import prepare_fit
+
+    chunked = prepare_fit(cls, data)
+    counts = cls.check_data(data, "data") if chunked is None else chunked.start
+    n_obs = int(counts.shape[0]) if chunked is None else chunked.n_obs
     xp = namespace(counts)
     validation = (
         check_validation_data(validation_data, counts, cls) if validation_data is not None else None
@@ -508,10 +524,10 @@ def fit(
             if init is None:
                 raise DataError("n_components is needed to fit a mixture without init")
         else:
-            if init is None and n_components > int(counts.shape[0]):
+            if init is None and n_components > n_obs:
                 raise DataError(
                     f"n_components={n_components} exceeds the number of observations "
-                    f"({int(counts.shape[0])})"
+                    f"({n_obs})"
                 )
             options["n_components"] = n_components
     elif n_components not in (None, 1):
@@ -547,8 +563,15 @@ def fit(
         backend=backend,
     )
     # Count data repeat: evaluate the likelihood over distinct values with frequencies.
-    distinct, frequencies = _compress(counts) if cls.discrete else (counts, None)
-    full_objective = setup.objective(distinct, frequencies)
+    if chunked is None:
+        distinct, frequencies = _compress(counts) if cls.discrete else (counts, None)
+    else:  # the histogram of all chunks (counts), or None: the per-chunk objective
+        distinct, frequencies = chunked.distinct, chunked.frequencies
+    if distinct is None:
+        assert chunked is not None
+        full_objective = setup.objective_of_target(chunked.objective())
+    else:
+        full_objective = setup.objective(distinct, frequencies)
     validation_distinct: tuple[Array, Array | None] | None = None
     if validation is not None:
         validation_distinct = _compress(validation) if cls.discrete else (validation, None)
@@ -557,6 +580,9 @@ def fit(
     def full_loss(params: Mapping[str, Array]) -> float:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
+            if distinct is None:
+                assert chunked is not None
+                return _float(chunked.mean_nll(params))
             return _float(mean_nll(params, distinct, frequencies))
 
     def validation_loss(params: Mapping[str, Array]) -> float | None:
@@ -566,7 +592,6 @@ def fit(
             warnings.simplefilter("ignore", RuntimeWarning)
             return _float(mean_nll(params, *validation_distinct))
 
-    n_obs = int(counts.shape[0])
     losses: list[float] = []
     steps: list[float] = [math.nan]
     times: list[float] = []
@@ -595,7 +620,9 @@ def fit(
             if minibatch:
                 assert batch_size is not None
                 indices = rng.integers(0, n_obs, (batch_size,))
-                objective = setup.objective(xp.take(counts, indices, axis=0))
+                objective = setup.objective(
+                    xp.take(counts, indices, axis=0) if chunked is None else chunked.take(indices)
+                )
             else:
                 objective = full_objective
             with warnings.catch_warnings():
