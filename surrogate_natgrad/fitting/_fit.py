@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -97,7 +98,13 @@ def _convert_init_value(name: str, value: object, xp: Namespace, like: Array) ->
             ) from exc
         arr = value
     else:
-        arr = asarray(np.asarray(value, dtype=np.float64), xp, device=device(like))
+        try:
+            host = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise DataError(
+                f"init[{name!r}] must be a number or an array of numbers; got {value!r}"
+            ) from exc
+        arr = asarray(host, xp, device=device(like))
     if arr.dtype != like.dtype:
         arr = xp.astype(arr, like.dtype)
     return arr
@@ -500,11 +507,18 @@ def fit(
     check_positive_int("eval_every", eval_every, allow_none=False)
     if callback is not None and not callable(callback):
         raise DataError(f"callback must be callable, got {type(callback).__name__}")
+    def is_real(value: object) -> bool:
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
     for name, value in (("tol", tol), ("gtol", gtol)):
-        if value is not None and not (value >= 0 and math.isfinite(value)):
+        if value is not None and not (is_real(value) and value >= 0 and math.isfinite(value)):
             raise DataError(f"{name} must be a non-negative number, got {value!r}")
-    for name, value in (("step_size", step_size), ("aux_step_size", aux_step_size)):
-        if value is not None and not (value > 0 and math.isfinite(value)):
+    for name, value in (
+        ("step_size", step_size),
+        ("aux_step_size", aux_step_size),
+        ("max_step_growth", max_step_growth),
+    ):
+        if value is not None and not (is_real(value) and value > 0 and math.isfinite(value)):
             raise DataError(f"{name} must be a positive number, got {value!r}")
     # Chunked data (ChunkedData, Dask array, memory map, .npy path; surrogate_natgrad.chunked):
     # one validating pass over the chunks; `counts` is then a sample for the start only.
@@ -610,6 +624,9 @@ def fit(
     bar = ProgressBar(progress, max_iter, f"{cls.__name__} ({method})")
     state = setup.state
     previous_target = target  # params before the last step (full batch: loss known)
+    # The best point seen (full batch), returned if a fit that did not converge ends worse.
+    best_target: dict[str, Array] = target
+    best_loss = math.inf
     final_status: str | None = None
     rejection_detail = ""
     code_of_rejection = -1
@@ -636,6 +653,8 @@ def fit(
                 if int(retry_info.status) in _ACCEPTED:
                     new_state, info = retry_state, retry_info
             loss_before = _float(info.loss)
+            if not minibatch and math.isfinite(loss_before) and loss_before < best_loss:
+                best_target, best_loss = target, loss_before
             step_taken = _float(info.step_size)
             code = int(info.status)
             grad_norm = _float(info.grad_norm)
@@ -725,6 +744,12 @@ def fit(
             math.isfinite(previous_loss) and previous_loss < final_loss
         ):
             target, final_loss = previous_target, previous_loss
+        if final_status in ("nonfinite", "step_rejected", "stalled", "max_iter") and (
+            not math.isfinite(final_loss) or best_loss < final_loss
+        ):
+            # A diverging or oscillating run (fixed steps, Adam) must not end worse than
+            # the best point it visited.
+            target, final_loss = best_target, best_loss
     elif not math.isfinite(final_loss):
         target, final_loss = previous_target, full_loss(previous_target)
     # Pad the per-iteration records to one entry per point of the loss history.
