@@ -212,7 +212,13 @@ class RunRecord:
         return min(finite) if finite else math.nan
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-serialisable dict (non-finite floats become None)."""
+        """Return a JSON-serialisable dict (non-finite floats become None).
+
+        Returns
+        -------
+        dict of str to object
+            The record's fields and ``ms_per_step``, as plain Python values.
+        """
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["ms_per_step"] = self.ms_per_step
         return _clean(out)

@@ -259,7 +259,25 @@ class Distribution:
 
     @classmethod
     def from_data(cls, data: Array, **options: Any) -> Distribution:
-        """A data-driven starting point for a fit (see the subclass)."""
+        """A data-driven starting point for a fit (see the subclass).
+
+        Parameters
+        ----------
+        data : array
+            The observations (already checked by :meth:`check_data`).
+        **options
+            Structural options named in :attr:`fit_options` (e.g. ``n_components``).
+
+        Returns
+        -------
+        Distribution
+            An instance whose parameters start the fit.
+
+        Raises
+        ------
+        NotImplementedError
+            If the class has no data-driven start (pass ``init=`` to the fit instead).
+        """
         raise NotImplementedError(f"{cls.__name__} has no data-driven start; pass init=")
 
     @classmethod
@@ -274,22 +292,73 @@ class Distribution:
 
     @classmethod
     def surrogate_map_for(cls, params: Mapping[str, Array]) -> Any:
-        """The SNGD surrogate map for parameters shaped like ``params`` (see the subclass)."""
+        """The SNGD surrogate map for parameters shaped like ``params`` (see the subclass).
+
+        Parameters
+        ----------
+        params : mapping of str to array
+            The parameters (their shapes fix the map's dimensions).
+
+        Returns
+        -------
+        SurrogateMap
+            The map between the target's parameters and the surrogate family.
+
+        Raises
+        ------
+        NotImplementedError
+            If the class has no surrogate map.
+        """
         raise NotImplementedError(f"{cls.__name__} has no surrogate map")
 
     @staticmethod
     def to_unconstrained(params: Mapping[str, Array]) -> dict[str, Array]:
-        """Unconstrained coordinates of the baselines (see the subclass)."""
+        """Unconstrained coordinates of the baselines (see the subclass).
+
+        Parameters
+        ----------
+        params : mapping of str to array
+            The parameters.
+
+        Returns
+        -------
+        dict of str to array
+            Coordinates in which every real value is valid (e.g. logs of positive parameters).
+        """
         raise NotImplementedError
 
     @staticmethod
     def from_unconstrained(coords: Mapping[str, Array]) -> dict[str, Array]:
-        """Inverse of :meth:`to_unconstrained` (see the subclass)."""
+        """Inverse of :meth:`to_unconstrained` (see the subclass).
+
+        Parameters
+        ----------
+        coords : mapping of str to array
+            Unconstrained coordinates.
+
+        Returns
+        -------
+        dict of str to array
+            The parameters.
+        """
         raise NotImplementedError
 
     @classmethod
     def pointwise_log_prob(cls, params: Mapping[str, Array], x: Array) -> Array:
-        """Log-density of each observation ``x[i]`` (default: :meth:`log_prob_from_params`)."""
+        """Log-density of each observation ``x[i]`` (default: :meth:`log_prob_from_params`).
+
+        Parameters
+        ----------
+        params : mapping of str to array
+            The parameters.
+        x : array
+            Observations, shape ``(N,)`` or ``(N, d)``.
+
+        Returns
+        -------
+        array, shape (N,)
+            ``log p(x_i)`` for each observation.
+        """
         return cls.log_prob_from_params(params, x)
 
     @classmethod
@@ -338,7 +407,18 @@ class Distribution:
 
     @classmethod
     def default_grid_size(cls, params: Mapping[str, Array]) -> int:
-        """Candidates of the grid line search for ``params`` (default 1000, the paper's)."""
+        """Candidates of the grid line search for ``params`` (default 1000, the paper's).
+
+        Parameters
+        ----------
+        params : mapping of str to array
+            The parameters at which the line search starts.
+
+        Returns
+        -------
+        int
+            The number of candidate step sizes.
+        """
         return 1000
 
     # ------------------------------------------------------------------------------------
@@ -406,27 +486,81 @@ class Distribution:
         return self.log_prob_from_params(self._params, x)
 
     def prob(self, x: Array) -> Array:
-        """Probability (mass or density) of ``x``: ``exp(log_prob(x))``."""
+        """Probability (mass or density) of ``x``: ``exp(log_prob(x))``.
+
+        Parameters
+        ----------
+        x : array or scalar
+            Points of the support, in the parameters' namespace.
+
+        Returns
+        -------
+        array
+            ``p(x)``, broadcast over the parameters' batch shape and ``x``.
+        """
         return self.xp.exp(self.log_prob(x))
 
     def nll(self, data: Array) -> Array:
-        """Mean negative log-likelihood of ``data`` (the loss that :func:`fit` minimises)."""
+        """Mean negative log-likelihood of ``data`` (the loss that :func:`fit` minimises).
+
+        Parameters
+        ----------
+        data : array
+            Observations, shape ``(N,)`` or ``(N, d)``.
+
+        Returns
+        -------
+        array
+            0-d: ``-mean_i log p(x_i)``.
+        """
         return -self.xp.mean(self.log_prob(data), axis=-1)
 
     def mean(self) -> Array:
-        """The distribution's mean."""
+        """The distribution's mean.
+
+        Returns
+        -------
+        array
+            The mean (shape ``(d,)`` for vector distributions).
+        """
         raise NotImplementedError
 
     def var(self) -> Array:
-        """The distribution's variance."""
+        """The distribution's variance.
+
+        Returns
+        -------
+        array
+            The variance (per coordinate for vector distributions).
+        """
         raise NotImplementedError
 
     def std(self) -> Array:
-        """The distribution's standard deviation."""
+        """The distribution's standard deviation.
+
+        Returns
+        -------
+        array
+            ``sqrt(var())``.
+        """
         return self.xp.sqrt(self.var())
 
     def sample(self, size: int | tuple[int, ...] = (), *, seed: object = None) -> Array:
-        """Draw samples (see the subclass for details)."""
+        """Draw samples (see the subclass for details).
+
+        Parameters
+        ----------
+        size : int or tuple of int, optional
+            Sample shape (default ``()``, one draw).
+        seed : int or Generator, optional
+            Seed or generator of :func:`surrogate_natgrad.random.default_rng`.
+
+        Returns
+        -------
+        array
+            Draws of shape ``size`` (followed by the event shape), in the parameters'
+            namespace and on their device.
+        """
         raise NotImplementedError
 
     def __repr__(self) -> str:

@@ -466,7 +466,13 @@ class MultivariateT(Distribution):
         return xp.where((df > 1)[..., None], loc, xp.full_like(loc, math.nan))
 
     def cov(self) -> Array:
-        """Covariance ``shape · df / (df - 2)`` (NaN where ``df <= 2``)."""
+        """Covariance ``shape · df / (df - 2)`` (NaN where ``df <= 2``).
+
+        Returns
+        -------
+        array, shape (..., d, d)
+            The covariance matrix.
+        """
         xp = self.xp
         shape, df = linalg.symmetrize(self._params["shape"]), self._params["df"]
         factor = xp.where(df > 2, df / (df - 2), xp.full_like(df, math.nan))

@@ -613,6 +613,17 @@ class NegativeBinomialMixture(Distribution):
     ------
     DomainError
         Naming the parameter, the first offending value and its index.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> dist = NegativeBinomialMixture(
+    ...     np.array([0.3, 0.7]), np.array([2.0, 5.0]), np.array([0.5, 0.1])
+    ... )
+    >>> dist.component_means().tolist()  # n (1 - p) / p
+    [2.0, 45.0]
+    >>> round(float(dist.mean()), 9)  # 0.3 · 2 + 0.7 · 45
+    32.1
     """
 
     param_names: ClassVar[tuple[str, ...]] = ("weights", "n", "p")
@@ -777,12 +788,24 @@ class NegativeBinomialMixture(Distribution):
         return special.logsumexp(per_component + xp.log(params["weights"]), axis=-1)
 
     def component_means(self) -> Array:
-        """Means of the components, shape ``(..., K)``."""
+        """Means of the components, shape ``(..., K)``.
+
+        Returns
+        -------
+        array, shape (..., K)
+            ``n_k (1 - p_k) / p_k``.
+        """
         n, p = self._params["n"], self._params["p"]
         return n * (1 - p) / p
 
     def component_vars(self) -> Array:
-        """Variances of the components, shape ``(..., K)``."""
+        """Variances of the components, shape ``(..., K)``.
+
+        Returns
+        -------
+        array, shape (..., K)
+            ``n_k (1 - p_k) / p_k²``.
+        """
         n, p = self._params["n"], self._params["p"]
         return n * (1 - p) / (p * p)
 

@@ -450,7 +450,18 @@ class TCopula(Distribution):
 
     @staticmethod
     def surrogate_map(dim: int) -> Any:
-        """The surrogate map of a ``d``-dimensional t copula (see :func:`t_copula_map`)."""
+        """The surrogate map of a ``d``-dimensional t copula (see :func:`t_copula_map`).
+
+        Parameters
+        ----------
+        dim : int
+            Dimension ``d`` of the observations.
+
+        Returns
+        -------
+        SurrogateMap
+            The map between the parameters and the surrogate family.
+        """
         from surrogate_natgrad.distributions._t_maps import t_copula_map
 
         return t_copula_map(dim)
@@ -487,6 +498,16 @@ class TCopula(Distribution):
 
         ``R = corr((WᵀW)⁻¹)``; the start is ``W = Lᵀ`` with ``L`` the Cholesky factor of
         ``R⁻¹``.
+
+        Parameters
+        ----------
+        params : mapping of str to array
+            The parameters.
+
+        Returns
+        -------
+        dict of str to array
+            The unconstrained coordinates.
         """
         xp = namespace(*params.values())
         precision = linalg.cho_inverse(linalg.cholesky(linalg.symmetrize(params["corr"])))
@@ -498,7 +519,18 @@ class TCopula(Distribution):
 
     @staticmethod
     def from_unconstrained_precision(coords: Mapping[str, Array]) -> dict[str, Array]:
-        """Inverse of :meth:`to_unconstrained_precision`: ``R = corr((WᵀW)⁻¹)``."""
+        """Inverse of :meth:`to_unconstrained_precision`: ``R = corr((WᵀW)⁻¹)``.
+
+        Parameters
+        ----------
+        coords : mapping of str to array
+            Coordinates from :meth:`to_unconstrained_precision`.
+
+        Returns
+        -------
+        dict of str to array
+            The parameters.
+        """
         from surrogate_natgrad.distributions._t_maps import cov_to_corr
 
         xp = namespace(*coords.values())

@@ -61,11 +61,23 @@ class Problem:
     model: Any = None
 
     def init_distribution(self) -> Distribution:
-        """Return the starting point as a distribution instance (NumPy arrays)."""
+        """Return the starting point as a distribution instance (NumPy arrays).
+
+        Returns
+        -------
+        Distribution
+            The problem's distribution class at its initial parameters.
+        """
         return self.distribution.from_params(self.init)
 
     def true_distribution(self) -> Distribution:
-        """Return the data-generating distribution (NumPy arrays)."""
+        """Return the data-generating distribution (NumPy arrays).
+
+        Returns
+        -------
+        Distribution
+            The problem's distribution class at the true parameters.
+        """
         return self.distribution.from_params(self.truth)
 
 

@@ -77,7 +77,13 @@ class ProgressBar:
         self._bar = tqdm(total=total, desc=description, leave=False)
 
     def update(self, loss: float) -> None:
-        """Advance by one iteration and show the loss."""
+        """Advance by one iteration and show the loss.
+
+        Parameters
+        ----------
+        loss : float
+            The loss at the current iteration.
+        """
         if self._bar is not None:
             self._bar.set_postfix(loss=f"{loss:.8g}", refresh=False)
             self._bar.update(1)

@@ -112,6 +112,24 @@ class VIResult(FitResult):
     loss : float
         The negative ELBO at ``params``, estimated with the ``n_samples_eval`` evaluation
         draws (common to every evaluation of the fit; exact for a conjugate model).
+    n_iter : int
+        Number of iterations taken.
+    converged : bool
+        True when the convergence criterion was met.
+    status : str
+        Why the fit stopped (as in :class:`FitResult`).
+    message : str
+        A human-readable explanation of ``status``.
+    history : FitHistory
+        Per-iteration loss, step size, time and gradient norm.
+    time : float
+        Wall-clock seconds of the whole fit.
+    method : str
+        The method used.
+    validation_loss : float or None
+        Always None for a variational fit.
+    extra : dict of str to object
+        Further diagnostics (``extra["train_loss"]``: see Notes).
     elbo : float
         ``-loss``.
     family : str
@@ -122,6 +140,18 @@ class VIResult(FitResult):
     ``history.loss`` holds the evaluated negative ELBO every ``eval_every`` iterations
     (NaN in between); ``extra["train_loss"]`` the per-step estimates from the training
     draws (the loss before each step).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from surrogate_natgrad.fitting import fit_vi
+    >>> from surrogate_natgrad.models import BayesianLinearRegression
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(20, 2))
+    >>> model = BayesianLinearRegression(X, X @ np.ones(2) + rng.normal(size=20))
+    >>> result = fit_vi(model, "gaussian")
+    >>> result.family, bool(np.isclose(result.elbo, -result.loss))
+    ('gaussian', True)
     """
 
     elbo: float = math.nan

@@ -111,6 +111,8 @@ class FitResult:
         The method used (``"sngd"``, ``"gd"``, ``"adam"``, ``"bfgs"``, ``"ngd"``).
     validation_loss : float or None
         Mean negative log-likelihood of ``validation_data`` at ``params``, if given.
+    extra : dict of str to object
+        Method-specific diagnostics (empty unless the method records some).
 
     Examples
     --------

@@ -39,6 +39,16 @@ def default_tol(eps: float) -> float:
 
     ``eps ** 0.625``: about 1.6e-10 in float64 and 4.7e-5 in float32, well above the
     rounding noise of a mean log-likelihood.
+
+    Parameters
+    ----------
+    eps : float
+        Machine epsilon of the floating dtype.
+
+    Returns
+    -------
+    float
+        The tolerance.
     """
     return float(eps**0.625)
 
@@ -49,6 +59,16 @@ def default_gtol(eps: float) -> float:
     About 1.2e-4 in float64. The loss is flat to rounding once the gradient is below about
     ``sqrt(eps)`` times the curvature scale; the gradient test only has to tell a genuine
     optimum from a line search that has stalled far from one.
+
+    Parameters
+    ----------
+    eps : float
+        Machine epsilon of the floating dtype.
+
+    Returns
+    -------
+    float
+        The tolerance.
     """
     return float(eps**0.25)
 
@@ -113,7 +133,20 @@ class StoppingRule:
         return None
 
     def message(self, status: str, grad_norm: float | None = None) -> str:
-        """Return the human-readable message for a final ``status``."""
+        """Return the human-readable message for a final ``status``.
+
+        Parameters
+        ----------
+        status : str
+            The final status (``"converged"``, ``"max_iter"``, ...).
+        grad_norm : float, optional
+            The final gradient norm, quoted in the message when given.
+
+        Returns
+        -------
+        str
+            The message.
+        """
         template = STATUS_MESSAGES.get(status, status)
         return template.format(
             patience=self.patience,

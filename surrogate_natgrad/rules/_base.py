@@ -70,6 +70,16 @@ class Status(enum.IntEnum):
 def status_name(code: Any) -> str:
     """Return the name of a status code (an int or a 0-d integer array).
 
+    Parameters
+    ----------
+    code : int or array
+        A :class:`Status` value.
+
+    Returns
+    -------
+    str
+        The member's name.
+
     Examples
     --------
     >>> status_name(2)

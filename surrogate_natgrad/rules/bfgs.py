@@ -110,7 +110,18 @@ class BFGS:
             validate_real("curvature_tol", self.curvature_tol, positive=False)
 
     def init(self, params: Any) -> BFGSState:
-        """Return the initial state at ``params`` (an unconstrained pytree of arrays)."""
+        """Return the initial state at ``params`` (an unconstrained pytree of arrays).
+
+        Parameters
+        ----------
+        params : pytree of arrays
+            The starting parameters (unconstrained coordinates).
+
+        Returns
+        -------
+        BFGSState
+            The state at ``params``, iteration 0.
+        """
         flat, _ = _tree.ravel_tree(params)
         xp = namespace(flat)
         size = int(flat.shape[0])
@@ -120,7 +131,22 @@ class BFGS:
         return BFGSState(params, identity, flat, xp.zeros_like(flat), zero)
 
     def step(self, state: BFGSState, objective: Objective) -> tuple[BFGSState, BFGSInfo]:
-        """Take one BFGS step on ``objective(params) -> scalar``."""
+        """Take one BFGS step on ``objective(params) -> scalar``.
+
+        Parameters
+        ----------
+        state : BFGSState
+            The current state.
+        objective : callable
+            Maps parameters (a pytree like ``state.params``) to a scalar loss.
+
+        Returns
+        -------
+        state : BFGSState
+            The new state (the old one when the step was rejected).
+        info : BFGSInfo
+            The loss before the step, the step size taken, the status and the gradient norm.
+        """
         flat, unravel = _tree.ravel_tree(state.params)
         xp = namespace(flat)
         loss, grads = value_and_grad(objective, state.params, self.backend)
@@ -217,5 +243,17 @@ class BFGS:
         return batched
 
     def make_step(self, objective: Objective) -> Any:
-        """Return ``step(state) -> (state, info)`` for a fixed objective."""
+        """Return ``step(state) -> (state, info)`` for a fixed objective.
+
+        Parameters
+        ----------
+        objective : callable
+            Maps parameters to a scalar loss.
+
+        Returns
+        -------
+        callable
+            A pure function ``step(state) -> (state, info)``, equivalent to
+            ``self.step(state, objective)``.
+        """
         return lambda state: self.step(state, objective)

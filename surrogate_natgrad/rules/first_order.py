@@ -119,7 +119,15 @@ def baseline_step(
 
 
 class GradientDescentState(NamedTuple):
-    """State of :class:`GradientDescent`: the parameters and the iteration count."""
+    """State of :class:`GradientDescent`: the parameters and the iteration count.
+
+    Attributes
+    ----------
+    params : pytree of arrays
+        The current parameters.
+    iteration : array
+        Number of steps taken (0-d integer array).
+    """
 
     params: Any
     iteration: Array
@@ -167,13 +175,39 @@ class GradientDescent:
         validate_count("grid_size", self.grid_size)
 
     def init(self, params: Any) -> GradientDescentState:
-        """Return the initial state at ``params`` (an unconstrained pytree of arrays)."""
+        """Return the initial state at ``params`` (an unconstrained pytree of arrays).
+
+        Parameters
+        ----------
+        params : pytree of arrays
+            The starting parameters (unconstrained coordinates).
+
+        Returns
+        -------
+        GradientDescentState
+            The state at ``params``, iteration 0.
+        """
         return GradientDescentState(params, _counter(_namespace_of(params), params))
 
     def step(
         self, state: GradientDescentState, objective: Objective
     ) -> tuple[GradientDescentState, StepInfo]:
-        """Take one step on ``objective(params) -> scalar``."""
+        """Take one step on ``objective(params) -> scalar``.
+
+        Parameters
+        ----------
+        state : GradientDescentState
+            The current state.
+        objective : callable
+            Maps parameters (a pytree like ``state.params``) to a scalar loss.
+
+        Returns
+        -------
+        state : GradientDescentState
+            The new state (the old one when the step was rejected).
+        info : StepInfo
+            The loss before the step, the step size taken, the status and the gradient norm.
+        """
         xp = _namespace_of(state.params)
         new_params, loss, step, status, grads, _ = baseline_step(
             state.params,
@@ -189,21 +223,71 @@ class GradientDescent:
         return GradientDescentState(new_params, state.iteration + 1), info
 
     def make_step(self, objective: Objective) -> Any:
-        """Return ``step(state) -> (state, info)`` for a fixed objective (for ``jax.jit``)."""
+        """Return ``step(state) -> (state, info)`` for a fixed objective (for ``jax.jit``).
+
+        Parameters
+        ----------
+        objective : callable
+            Maps parameters to a scalar loss.
+
+        Returns
+        -------
+        callable
+            A pure function ``step(state) -> (state, info)``, equivalent to
+            ``self.step(state, objective)``.
+        """
         return lambda state: self.step(state, objective)
 
     def init_optimizer_state(self, params: Any) -> tuple[()]:
-        """Return the optimiser state for auxiliary parameters (none for gradient descent)."""
+        """Return the optimiser state for auxiliary parameters (none for gradient descent).
+
+        Parameters
+        ----------
+        params : pytree of arrays
+            The auxiliary parameters (unused).
+
+        Returns
+        -------
+        tuple
+            The empty tuple.
+        """
         return ()
 
     def apply_gradient(self, params: Any, grads: Any, optimizer_state: Any) -> tuple[Any, Any]:
-        """Return ``(params - step_size * grads, optimizer_state)``."""
+        """Return ``(params - step_size * grads, optimizer_state)``.
+
+        Parameters
+        ----------
+        params : pytree of arrays
+            The (auxiliary) parameters.
+        grads : pytree of arrays
+            The gradient of the loss, structured like ``params``.
+        optimizer_state : tuple
+            The optimiser state from :meth:`init_optimizer_state` or a previous call.
+
+        Returns
+        -------
+        params : pytree of arrays
+            The updated parameters.
+        optimizer_state : tuple
+            The updated optimiser state.
+        """
         new = _tree.tree_map(lambda p, g: p - self.step_size * g, params, grads)
         return new, optimizer_state
 
 
 class AdamMoments(NamedTuple):
-    """Adam's optimiser state: iteration count and first and second moment estimates."""
+    """Adam's optimiser state: iteration count and first and second moment estimates.
+
+    Attributes
+    ----------
+    iteration : array
+        Number of updates so far (0-d integer array), for the bias correction.
+    first_moment : pytree of arrays
+        Exponential moving average of the gradients, structured like the parameters.
+    second_moment : pytree of arrays
+        Exponential moving average of the squared gradients.
+    """
 
     iteration: Array
     first_moment: Any
@@ -211,7 +295,15 @@ class AdamMoments(NamedTuple):
 
 
 class AdamState(NamedTuple):
-    """State of :class:`Adam` as a full rule: parameters and moments."""
+    """State of :class:`Adam` as a full rule: parameters and moments.
+
+    Attributes
+    ----------
+    params : pytree of arrays
+        The current parameters.
+    moments : AdamMoments
+        The optimiser state.
+    """
 
     params: Any
     moments: AdamMoments
@@ -258,11 +350,33 @@ class Adam:
         validate_real("eps", self.eps, positive=False)
 
     def init(self, params: Any) -> AdamState:
-        """Return the initial state at ``params`` (an unconstrained pytree of arrays)."""
+        """Return the initial state at ``params`` (an unconstrained pytree of arrays).
+
+        Parameters
+        ----------
+        params : pytree of arrays
+            The starting parameters (unconstrained coordinates).
+
+        Returns
+        -------
+        AdamState
+            The state at ``params``, iteration 0.
+        """
         return AdamState(params, self.init_optimizer_state(params))
 
     def init_optimizer_state(self, params: Any) -> AdamMoments:
-        """Return zero moments and iteration count for ``params``."""
+        """Return zero moments and iteration count for ``params``.
+
+        Parameters
+        ----------
+        params : pytree of arrays
+            The parameters that the optimiser will update.
+
+        Returns
+        -------
+        AdamMoments
+            Iteration 0 and zero moments shaped like ``params``.
+        """
         xp = _namespace_of(params)
         zeros = _tree.tree_map(xp.zeros_like, params)
         return AdamMoments(_counter(xp, params), zeros, zeros)
@@ -270,7 +384,24 @@ class Adam:
     def apply_gradient(
         self, params: Any, grads: Any, optimizer_state: AdamMoments
     ) -> tuple[Any, AdamMoments]:
-        """Return the parameters and moments after one Adam update with ``grads``."""
+        """Return the parameters and moments after one Adam update with ``grads``.
+
+        Parameters
+        ----------
+        params : pytree of arrays
+            The (auxiliary) parameters.
+        grads : pytree of arrays
+            The gradient of the loss, structured like ``params``.
+        optimizer_state : AdamMoments
+            The optimiser state from :meth:`init_optimizer_state` or a previous call.
+
+        Returns
+        -------
+        params : pytree of arrays
+            The updated parameters.
+        optimizer_state : AdamMoments
+            The updated optimiser state.
+        """
         xp = _namespace_of(params)
         iteration = optimizer_state.iteration + 1
         first = _tree.tree_map(
@@ -291,7 +422,22 @@ class Adam:
         return new, AdamMoments(iteration, first, second)
 
     def step(self, state: AdamState, objective: Objective) -> tuple[AdamState, StepInfo]:
-        """Take one Adam step on ``objective(params) -> scalar``."""
+        """Take one Adam step on ``objective(params) -> scalar``.
+
+        Parameters
+        ----------
+        state : AdamState
+            The current state.
+        objective : callable
+            Maps parameters (a pytree like ``state.params``) to a scalar loss.
+
+        Returns
+        -------
+        state : AdamState
+            The new state (the old one when the step was rejected).
+        info : StepInfo
+            The loss before the step, the step size taken, the status and the gradient norm.
+        """
         xp = _namespace_of(state.params)
         loss, grads = value_and_grad(objective, state.params, self.backend)
         new_params, moments = self.apply_gradient(state.params, grads, state.moments)
@@ -316,7 +462,19 @@ class Adam:
         return kept, info
 
     def make_step(self, objective: Objective) -> Any:
-        """Return ``step(state) -> (state, info)`` for a fixed objective (for ``jax.jit``)."""
+        """Return ``step(state) -> (state, info)`` for a fixed objective (for ``jax.jit``).
+
+        Parameters
+        ----------
+        objective : callable
+            Maps parameters to a scalar loss.
+
+        Returns
+        -------
+        callable
+            A pure function ``step(state) -> (state, info)``, equivalent to
+            ``self.step(state, objective)``.
+        """
         return lambda state: self.step(state, objective)
 
 

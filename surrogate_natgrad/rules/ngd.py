@@ -33,7 +33,15 @@ __all__ = ["NGDState", "NaturalGradientDescent"]
 
 
 class NGDState(NamedTuple):
-    """State of :class:`NaturalGradientDescent`: parameters and iteration count."""
+    """State of :class:`NaturalGradientDescent`: parameters and iteration count.
+
+    Attributes
+    ----------
+    params : pytree of arrays
+        The current parameters.
+    iteration : array
+        Number of steps taken (0-d integer array).
+    """
 
     params: Any
     iteration: Array
@@ -100,7 +108,18 @@ class NaturalGradientDescent:
         validate_count("grid_size", self.grid_size)
 
     def init(self, params: Any) -> NGDState:
-        """Return the initial state at ``params`` (a pytree of arrays)."""
+        """Return the initial state at ``params`` (a pytree of arrays).
+
+        Parameters
+        ----------
+        params : pytree of arrays
+            The starting parameters.
+
+        Returns
+        -------
+        NGDState
+            The state at ``params``, iteration 0.
+        """
         leaves = tree_leaves(params)
         if not leaves:
             raise DataError("params must contain at least one array")
@@ -109,6 +128,18 @@ class NaturalGradientDescent:
 
     def direction(self, params: Any, grads: Any) -> Any:
         """Return the natural gradient ``(F̂ + δI)⁻¹ g`` as a pytree like ``params``.
+
+        Parameters
+        ----------
+        params : pytree of arrays
+            The parameters at which the Fisher matrix is estimated.
+        grads : pytree of arrays
+            The gradient ``g`` of the loss, structured like ``params``.
+
+        Returns
+        -------
+        pytree of arrays
+            The natural-gradient direction, structured like ``params``.
 
         Raises
         ------
@@ -124,7 +155,22 @@ class NaturalGradientDescent:
         return unravel(natural_gradient_solve(fisher, flat_grad, self.damping))
 
     def step(self, state: NGDState, objective: Objective) -> tuple[NGDState, StepInfo]:
-        """Take one natural-gradient step on ``objective(params) -> scalar``."""
+        """Take one natural-gradient step on ``objective(params) -> scalar``.
+
+        Parameters
+        ----------
+        state : NGDState
+            The current state.
+        objective : callable
+            Maps parameters (a pytree like ``state.params``) to a scalar loss.
+
+        Returns
+        -------
+        state : NGDState
+            The new state (the old one when the step was rejected).
+        info : StepInfo
+            The loss before the step, the step size taken, the status and the gradient norm.
+        """
         leaves = tree_leaves(state.params)
         xp = namespace(*leaves)
         like = leaves[0]
@@ -170,5 +216,17 @@ class NaturalGradientDescent:
         return NGDState(new_params, state.iteration + 1), StepInfo(loss, step, status, grad_norm)
 
     def make_step(self, objective: Objective) -> Any:
-        """Return ``step(state) -> (state, info)`` for a fixed objective."""
+        """Return ``step(state) -> (state, info)`` for a fixed objective.
+
+        Parameters
+        ----------
+        objective : callable
+            Maps parameters to a scalar loss.
+
+        Returns
+        -------
+        callable
+            A pure function ``step(state) -> (state, info)``, equivalent to
+            ``self.step(state, objective)``.
+        """
         return lambda state: self.step(state, objective)

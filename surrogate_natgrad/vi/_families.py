@@ -173,7 +173,23 @@ class GaussianVariational:
         return f"GaussianVariational(dim={self.dim})"
 
     def check_params(self, params: Any) -> GaussianStandard:
-        """Return ``params`` as :class:`GaussianStandard`, checking the shapes."""
+        """Return ``params`` as :class:`GaussianStandard`, checking the shapes.
+
+        Parameters
+        ----------
+        params : tuple of array
+            A ``(mean, cov)`` pair with shapes ``(d,)`` and ``(d, d)``.
+
+        Returns
+        -------
+        GaussianStandard
+            The same arrays as a named tuple.
+
+        Raises
+        ------
+        DataError
+            If ``params`` is not a pair or a shape is wrong.
+        """
         if not isinstance(params, tuple) or len(params) != 2:
             raise DataError("Gaussian parameters must be a (mean, cov) pair of arrays")
         mean, cov = params
@@ -182,26 +198,91 @@ class GaussianVariational:
         return GaussianStandard(mean, cov)
 
     def draw_noise(self, rng: Any, n_samples: int, dtype: Any = None) -> VariationalNoise:
-        """Draw ``ε ~ N(0, I)`` of shape ``(n_samples, d)`` with ``rng`` (a library Generator)."""
+        """Draw ``ε ~ N(0, I)`` of shape ``(n_samples, d)`` with ``rng`` (a library Generator).
+
+        Parameters
+        ----------
+        rng : Generator
+            A generator from :func:`surrogate_natgrad.random.default_rng`.
+        n_samples : int
+            Number of draws ``S``.
+        dtype : dtype, optional
+            Floating dtype of the draws (the generator's default if None).
+
+        Returns
+        -------
+        VariationalNoise
+            The normal draws; ``mixing`` is None.
+        """
         return VariationalNoise(rng.normal((n_samples, self.dim), dtype=dtype), None)
 
     def sample_from_noise(self, params: GaussianStandard, noise: VariationalNoise) -> Array:
-        """Return ``μ + L ε`` for each draw (shape ``(S, d)``), differentiable in ``params``."""
+        """Return ``μ + L ε`` for each draw (shape ``(S, d)``), differentiable in ``params``.
+
+        Parameters
+        ----------
+        params : GaussianStandard
+            Mean and covariance.
+        noise : VariationalNoise
+            Draws from :meth:`draw_noise`.
+
+        Returns
+        -------
+        array, shape (S, d)
+            The samples.
+        """
         xp = namespace(*params)
         chol = linalg.cholesky(linalg.symmetrize(params.cov))
         return params.mean + noise.normal @ xp.permute_dims(chol, (1, 0))
 
     def entropy(self, params: GaussianStandard) -> Array:
-        """Return ``½d(1 + log 2π) + ½log|Σ|``."""
+        """Return ``½d(1 + log 2π) + ½log|Σ|``.
+
+        Parameters
+        ----------
+        params : GaussianStandard
+            Mean and covariance.
+
+        Returns
+        -------
+        array
+            The differential entropy (0-d).
+        """
         chol = linalg.cholesky(linalg.symmetrize(params.cov))
         return 0.5 * self.dim * (1.0 + _LOG_2PI) + 0.5 * linalg.logdet_from_cholesky(chol)
 
     def moments(self, params: GaussianStandard) -> tuple[Array, Array]:
-        """Return the mean and covariance."""
+        """Return the mean and covariance.
+
+        Parameters
+        ----------
+        params : GaussianStandard
+            Mean and covariance.
+
+        Returns
+        -------
+        mean : array, shape (d,)
+            The mean ``μ``.
+        cov : array, shape (d, d)
+            The (symmetrised) covariance ``Σ``.
+        """
         return params.mean, linalg.symmetrize(params.cov)
 
     def log_prob(self, params: GaussianStandard, x: Array) -> Array:
-        """Return ``log N(x; μ, Σ)`` for ``x`` of shape ``(..., d)``."""
+        """Return ``log N(x; μ, Σ)`` for ``x`` of shape ``(..., d)``.
+
+        Parameters
+        ----------
+        params : GaussianStandard
+            Mean and covariance.
+        x : array, shape (..., d)
+            Points at which to evaluate the density.
+
+        Returns
+        -------
+        array, shape (...)
+            The log density.
+        """
         xp = namespace(x, *params)
         chol = linalg.cholesky(linalg.symmetrize(params.cov))
         residual = x - params.mean
@@ -213,11 +294,33 @@ class GaussianVariational:
         )
 
     def to_dict(self, params: GaussianStandard) -> dict[str, Array]:
-        """Return ``{"mean": μ, "cov": Σ}``."""
+        """Return ``{"mean": μ, "cov": Σ}``.
+
+        Parameters
+        ----------
+        params : GaussianStandard
+            Mean and covariance.
+
+        Returns
+        -------
+        dict of str to array
+            The named parameters.
+        """
         return {"mean": params.mean, "cov": params.cov}
 
     def from_dict(self, values: dict[str, Array]) -> GaussianStandard:
-        """Build parameters from ``{"mean", "cov"}``."""
+        """Build parameters from ``{"mean", "cov"}``.
+
+        Parameters
+        ----------
+        values : dict of str to array
+            Named parameters, as returned by :meth:`to_dict`.
+
+        Returns
+        -------
+        GaussianStandard
+            The checked parameters.
+        """
         return self.check_params(GaussianStandard(values["mean"], values["cov"]))
 
 
@@ -251,7 +354,24 @@ class SkewNormalVariational:
         return f"SkewNormalVariational(dim={self.dim})"
 
     def check_params(self, params: Any) -> Any:
-        """Return ``params`` (either form), checking the shapes."""
+        """Return ``params`` (either form), checking the shapes.
+
+        Parameters
+        ----------
+        params : SkewNormalParams or SkewNormalMCEFStandard or tuple of array
+            Azzalini's ``(ξ, Ω, η_s)`` (a plain triple is read as this) or the conditional form
+            ``(μ, V, β)``.
+
+        Returns
+        -------
+        SkewNormalParams or SkewNormalMCEFStandard
+            The parameters as a named tuple, in the form given.
+
+        Raises
+        ------
+        DataError
+            If ``params`` is not a triple or a shape is wrong.
+        """
         if isinstance(params, SkewNormalMCEFStandard):
             names = ("location", "cov", "skew")
         elif isinstance(params, tuple) and len(params) == 3:
@@ -266,7 +386,24 @@ class SkewNormalVariational:
         return params
 
     def conditional(self, params: Any) -> tuple[Array, Array, Array, Array]:
-        """Return ``(μ, chol(V), β, a²)`` with ``a² = η_sᵀΩη_s = βᵀV⁻¹β``."""
+        """Return ``(μ, chol(V), β, a²)`` with ``a² = η_sᵀΩη_s = βᵀV⁻¹β``.
+
+        Parameters
+        ----------
+        params : SkewNormalParams or SkewNormalMCEFStandard
+            The parameters, in either form.
+
+        Returns
+        -------
+        location : array, shape (d,)
+            Location ``μ = ξ``.
+        chol : array, shape (d, d)
+            Lower Cholesky factor of the conditional covariance ``V``.
+        skew : array, shape (d,)
+            Skew vector ``β``.
+        squared_shape_norm : array
+            ``a²`` (0-d).
+        """
         if isinstance(params, SkewNormalMCEFStandard):
             chol = linalg.cholesky(linalg.symmetrize(params.cov))
             white = linalg.solve_triangular(chol, params.skew[..., None])[..., 0]
@@ -279,13 +416,46 @@ class SkewNormalVariational:
         return params.loc, linalg.cholesky(cov), skew, squared
 
     def draw_noise(self, rng: Any, n_samples: int, dtype: Any = None) -> VariationalNoise:
-        """Draw ``ε ~ N(0, I)`` (shape ``(n_samples, d)``) and ``w ~ N(0, 1)`` (``n_samples``)."""
+        """Draw ``ε ~ N(0, I)`` (shape ``(n_samples, d)``) and ``w ~ N(0, 1)`` (``n_samples``).
+
+        Parameters
+        ----------
+        rng : Generator
+            A generator from :func:`surrogate_natgrad.random.default_rng`.
+        n_samples : int
+            Number of draws ``S``.
+        dtype : dtype, optional
+            Floating dtype of the draws (the generator's default if None).
+
+        Returns
+        -------
+        VariationalNoise
+            The normal draws and the mixing draws.
+        """
         normal = rng.normal((n_samples, self.dim), dtype=dtype)
         mixing = rng.normal((n_samples,), dtype=dtype)
         return VariationalNoise(normal, mixing)
 
     def sample_from_noise(self, params: Any, noise: VariationalNoise) -> Array:
-        """Return ``μ + |w|β + L_V ε`` per draw (shape ``(S, d)``), continuous in ``params``."""
+        """Return ``μ + |w|β + L_V ε`` per draw (shape ``(S, d)``), continuous in ``params``.
+
+        Parameters
+        ----------
+        params : SkewNormalParams or SkewNormalMCEFStandard
+            The parameters, in either form.
+        noise : VariationalNoise
+            Draws from :meth:`draw_noise` (with mixing draws).
+
+        Returns
+        -------
+        array, shape (S, d)
+            The samples.
+
+        Raises
+        ------
+        DataError
+            If ``noise`` has no mixing draws.
+        """
         if noise.mixing is None:
             raise DataError("skew-normal samples need noise with a mixing draw w")
         location, chol, skew, _ = self.conditional(params)
@@ -308,6 +478,16 @@ class SkewNormalVariational:
         Gauss–Legendre quadrature with the same number of nodes. Both are accurate to about
         1e-14 (checked against adaptive quadrature). Differentiable in ``a²``, with a
         finite derivative at 0.
+
+        Parameters
+        ----------
+        squared_shape_norm : array
+            ``a² = η_sᵀΩη_s`` (0-d, non-negative).
+
+        Returns
+        -------
+        array
+            The expectation (0-d).
         """
         xp = namespace(squared_shape_norm)
         like = squared_shape_norm
@@ -336,6 +516,16 @@ class SkewNormalVariational:
         """Return ``½d(1 + log 2π) + ½log|V| + ½log(1 + a²) - E[log 2Φ(a u)]``.
 
         (``log|Ω| = log|V| + log(1 + a²)`` by the matrix determinant lemma.)
+
+        Parameters
+        ----------
+        params : SkewNormalParams or SkewNormalMCEFStandard
+            The parameters, in either form.
+
+        Returns
+        -------
+        array
+            The differential entropy (0-d).
         """
         xp = namespace(*params)
         _, chol, _, squared = self.conditional(params)
@@ -347,7 +537,20 @@ class SkewNormalVariational:
         )
 
     def moments(self, params: Any) -> tuple[Array, Array]:
-        """Return the mean ``ξ + cβ`` and covariance ``V + (1 - c²)ββᵀ``, ``c = √(2/π)``."""
+        """Return the mean ``ξ + cβ`` and covariance ``V + (1 - c²)ββᵀ``, ``c = √(2/π)``.
+
+        Parameters
+        ----------
+        params : SkewNormalParams or SkewNormalMCEFStandard
+            The parameters, in either form.
+
+        Returns
+        -------
+        mean : array, shape (d,)
+            The mean.
+        cov : array, shape (d, d)
+            The covariance.
+        """
         location, chol, skew, _ = self.conditional(params)
         xp = namespace(chol)
         cov = chol @ xp.permute_dims(chol, (1, 0)) + (1.0 - _C * _C) * linalg.matrix_outer(
@@ -356,7 +559,20 @@ class SkewNormalVariational:
         return location + _C * skew, cov
 
     def log_prob(self, params: Any, x: Array) -> Array:
-        """Return ``log 2 + log N(x; ξ, Ω) + log Φ(η_sᵀ(x - ξ))`` for ``x`` of shape (..., d)."""
+        """Return ``log 2 + log N(x; ξ, Ω) + log Φ(η_sᵀ(x - ξ))`` for ``x`` of shape (..., d).
+
+        Parameters
+        ----------
+        params : SkewNormalParams or SkewNormalMCEFStandard
+            The parameters, in either form.
+        x : array, shape (..., d)
+            Points at which to evaluate the density.
+
+        Returns
+        -------
+        array, shape (...)
+            The log density.
+        """
         if isinstance(params, SkewNormalMCEFStandard):
             params = skew_normal_from_conditional(params)
         gaussian = GaussianVariational(self.dim).log_prob(
@@ -365,13 +581,35 @@ class SkewNormalVariational:
         return _LOG_2 + gaussian + special.log_ndtr(_vecdot(x - params.loc, params.shape))
 
     def to_dict(self, params: Any) -> dict[str, Array]:
-        """Return ``{"loc": ξ, "scale": Ω, "shape": η_s}``."""
+        """Return ``{"loc": ξ, "scale": Ω, "shape": η_s}``.
+
+        Parameters
+        ----------
+        params : SkewNormalParams or SkewNormalMCEFStandard
+            The parameters, in either form.
+
+        Returns
+        -------
+        dict of str to array
+            Azzalini's parameters by name.
+        """
         if isinstance(params, SkewNormalMCEFStandard):
             params = skew_normal_from_conditional(params)
         return {"loc": params.loc, "scale": params.scale, "shape": params.shape}
 
     def from_dict(self, values: dict[str, Array]) -> SkewNormalParams:
-        """Build parameters from ``{"loc", "scale", "shape"}``."""
+        """Build parameters from ``{"loc", "scale", "shape"}``.
+
+        Parameters
+        ----------
+        values : dict of str to array
+            Named parameters, as returned by :meth:`to_dict`.
+
+        Returns
+        -------
+        SkewNormalParams
+            The checked parameters.
+        """
         return self.check_params(SkewNormalParams(values["loc"], values["scale"], values["shape"]))
 
 
@@ -405,19 +643,48 @@ class VariationalApproximation:
         return self._params
 
     def mean(self) -> Array:
-        """Return the mean vector."""
+        """Return the mean vector.
+
+        Returns
+        -------
+        array, shape (d,)
+            The mean.
+        """
         return self.family.moments(self._params)[0]
 
     def covariance(self) -> Array:
-        """Return the covariance matrix."""
+        """Return the covariance matrix.
+
+        Returns
+        -------
+        array, shape (d, d)
+            The covariance.
+        """
         return self.family.moments(self._params)[1]
 
     def entropy(self) -> Array:
-        """Return the differential entropy (a 0-d array)."""
+        """Return the differential entropy (a 0-d array).
+
+        Returns
+        -------
+        array
+            The entropy.
+        """
         return self.family.entropy(self._params)
 
     def log_prob(self, x: Array) -> Array:
-        """Return the log density at ``x`` (shape ``(..., d)``)."""
+        """Return the log density at ``x`` (shape ``(..., d)``).
+
+        Parameters
+        ----------
+        x : array, shape (..., d)
+            Points at which to evaluate the density.
+
+        Returns
+        -------
+        array, shape (...)
+            The log density.
+        """
         return self.family.log_prob(self._params, x)
 
     def sample(self, n_samples: int, seed: int | None = None) -> Array:
