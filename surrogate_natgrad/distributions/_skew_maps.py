@@ -1,10 +1,14 @@
 """Surrogate maps of the skew-elliptical targets (So & Turner 2024, section 5).
 
-- Skew-normal ``SN(ξ, Ω, α)``: the surrogate is the Gaussian ``N(ξ, Ω)`` (natural gradient
-  for the location and scale matrix); the skew vector ``η_s = α / ω`` (``ω = sqrt(diag Ω)``,
-  the density's ``Φ(η_sᵀ(x - ξ))``) is an unconstrained auxiliary parameter, so the slant
-  follows the scale as ``α = ω η_s``.
-- Skew-t ``ST(ξ, Ω, α, ν)``: as above, plus ``ν = exp(ℓ) + 2`` with ``ℓ`` auxiliary.
+- Skew-normal ``SN(ξ, Ω, α)``: the surrogate is the Gaussian ``N(μ, Σ)`` with the
+  skew-normal's own mean ``μ = ξ + sqrt(2/π) β`` and covariance ``Σ = Ω - (2/π) ββᵀ``
+  (``β = ωδ``; Azzalini's centred parameterisation of the location and scale); the skew
+  vector ``η_s = α / ω`` (``ω = sqrt(diag Ω)``, the density's ``Φ(η_sᵀ(x - ξ))``) is an
+  unconstrained auxiliary parameter. A skew step at fixed ``(μ, Σ)`` keeps the first two
+  moments, so it does not fight the surrogate: with ``(ξ, Ω)`` as surrogate coordinates
+  raising the skew from near zero shifts the mean and the fit crawled along a curved valley.
+- Skew-t ``ST(ξ, Ω, α, ν)``: as above (the same ``(μ, Σ) ↔ (ξ, Ω)`` change of coordinates,
+  without the ``ν``-dependent moment factors), plus ``ν = exp(ℓ) + 2`` with ``ℓ`` auxiliary.
 - Mixture of K skew-normals: the joint (component, x) Gaussian mixture gives the weights,
   locations and scale matrices; each component has its own skew vector.
 
@@ -14,6 +18,7 @@ The auxiliary values handed to ``to_target`` are the constrained ones
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from surrogate_natgrad._compat import Array, namespace
@@ -35,8 +40,58 @@ def _skew_from_target(target: Any) -> Array:
     return target["alpha"] / _omega(target["scale"])
 
 
+#: ``c = 2/π``: the skew-normal's mean is ``ξ + sqrt(c) β`` and its covariance ``Ω - c ββᵀ``.
+_C = 2.0 / math.pi
+
+
+def _matvec(matrix: Array, vector: Array) -> Array:
+    """``matrix @ vector`` over leading (candidate) axes of either argument."""
+    xp = namespace(matrix, vector)
+    return xp.sum(matrix * xp.expand_dims(vector, axis=-2), axis=-1)
+
+
+def _centred_to_direct(mean: Array, cov: Array, skew: Array) -> tuple[Array, Array]:
+    """``(ξ, Ω)`` from the skew-normal's mean ``μ``, covariance ``Σ`` and ``η_s = α/ω``.
+
+    With ``β = ωδ = Ωη/sqrt(1 + q)``, ``q = ηᵀΩη``: ``Ω = Σ + cββᵀ`` and ``ξ = μ - sqrt(c) β``.
+    Substituting gives ``(1 - c) q² + (1 - p) q - p = 0`` with ``p = ηᵀΣη``, whose
+    non-negative root is taken in the cancellation-free form ``2p / ((1 - p) + sqrt(·))``;
+    then ``Ωη = Ση (1 + q) / (1 + (1 - c) q)``.
+    """
+    xp = namespace(mean, cov, skew)
+    sigma_eta = _matvec(cov, skew)
+    p = xp.sum(skew * sigma_eta, axis=-1)
+    root = xp.sqrt((1.0 - p) ** 2 + 4.0 * (1.0 - _C) * p)
+    q = _positive_root(xp, p, root)
+    omega_eta = sigma_eta * xp.expand_dims((1.0 + q) / (1.0 + (1.0 - _C) * q), axis=-1)
+    beta = omega_eta / xp.expand_dims(xp.sqrt(1.0 + q), axis=-1)
+    scale = cov + _C * (xp.expand_dims(beta, axis=-1) * xp.expand_dims(beta, axis=-2))
+    loc = mean - math.sqrt(_C) * beta
+    return loc, scale
+
+
+def _positive_root(xp: Any, p: Array, root: Array) -> Array:
+    """Non-negative root of ``(1 - c) q² + (1 - p) q - p`` without cancellation."""
+    # (p - 1 + root) / (2(1 - c)) cancels for p < 1; 2p / (1 - p + root) for p > 1.
+    small = 2.0 * p / xp.where(p < 1.0, (1.0 - p) + root, xp.ones_like(p))
+    large = (p - 1.0 + root) / (2.0 * (1.0 - _C))
+    return xp.where(p < 1.0, small, large)
+
+
+def _direct_to_centred(target: Any) -> tuple[Array, Array, Array]:
+    """``(μ, Σ, η_s)`` of ``SN(ξ, Ω, α)``: ``β = Ωη/sqrt(1 + ηᵀΩη)``, ``μ = ξ + sqrt(c) β``."""
+    xp = namespace(target["loc"], target["scale"], target["alpha"])
+    scale = target["scale"]
+    skew = _skew_from_target(target)
+    omega_eta = _matvec(scale, skew)
+    q = xp.sum(skew * omega_eta, axis=-1)
+    beta = omega_eta / xp.expand_dims(xp.sqrt(1.0 + q), axis=-1)
+    cov = scale - _C * (xp.expand_dims(beta, axis=-1) * xp.expand_dims(beta, axis=-2))
+    return target["loc"] + math.sqrt(_C) * beta, cov, skew
+
+
 def skew_normal_map(dim: int) -> SurrogateMap:
-    """Return the map ``N(ξ, Ω)`` (+ auxiliary ``η_s``) → ``SN(ξ, Ω, α = ω η_s)``.
+    """Return the map ``N(μ, Σ)`` (+ auxiliary ``η_s``) → ``SN(ξ, Ω, α = ω η_s)``.
 
     Parameters
     ----------
@@ -46,28 +101,28 @@ def skew_normal_map(dim: int) -> SurrogateMap:
     Returns
     -------
     SurrogateMap
-        Family :class:`~surrogate_natgrad.families.Gaussian` ``(d)``; ``to_target`` gives
-        ``{"loc": μ, "scale": Σ, "alpha": sqrt(diag Σ) η_s}``; ``from_target`` gives
-        ``(GaussianStandard(ξ, Ω), {"skew": α / ω})``; the skew is unconstrained.
+        Family :class:`~surrogate_natgrad.families.Gaussian` ``(d)`` holding the
+        skew-normal's mean ``μ`` and covariance ``Σ``; ``to_target`` gives
+        ``{"loc": ξ, "scale": Ω, "alpha": ω η_s}`` (see :func:`_centred_to_direct`);
+        ``from_target`` gives ``(GaussianStandard(μ, Σ), {"skew": α / ω})``; the skew is
+        unconstrained.
         Batched surrogate parameters (a leading axis of candidates) map row by row.
     """
     from surrogate_natgrad.families.gaussian import Gaussian, GaussianStandard
 
     def to_target(standard: Any, aux: Any) -> dict[str, Array]:
-        return {
-            "loc": standard.mean,
-            "scale": standard.cov,
-            "alpha": _omega(standard.cov) * aux["skew"],
-        }
+        loc, scale = _centred_to_direct(standard.mean, standard.cov, aux["skew"])
+        return {"loc": loc, "scale": scale, "alpha": _omega(scale) * aux["skew"]}
 
     def from_target(target: Any) -> tuple[Any, Any]:
-        return GaussianStandard(target["loc"], target["scale"]), {"skew": _skew_from_target(target)}
+        mean, cov, skew = _direct_to_centred(target)
+        return GaussianStandard(mean, cov), {"skew": skew}
 
     return SurrogateMap(Gaussian(dim), to_target, from_target, {"skew": Identity()}, None)
 
 
 def skew_t_map(dim: int) -> SurrogateMap:
-    """Return the map ``N(ξ, Ω)`` (+ auxiliary ``η_s``, ``ℓ``) → ``ST(ξ, Ω, ω η_s, exp(ℓ)+2)``.
+    """Return the map ``N(μ, Σ)`` (+ auxiliary ``η_s``, ``ℓ``) → ``ST(ξ, Ω, ω η_s, exp(ℓ)+2)``.
 
     Parameters
     ----------
@@ -83,16 +138,17 @@ def skew_t_map(dim: int) -> SurrogateMap:
     from surrogate_natgrad.families.gaussian import Gaussian, GaussianStandard
 
     def to_target(standard: Any, aux: Any) -> dict[str, Array]:
+        loc, scale = _centred_to_direct(standard.mean, standard.cov, aux["skew"])
         return {
-            "loc": standard.mean,
-            "scale": standard.cov,
-            "alpha": _omega(standard.cov) * aux["skew"],
+            "loc": loc,
+            "scale": scale,
+            "alpha": _omega(scale) * aux["skew"],
             "df": aux["df"],
         }
 
     def from_target(target: Any) -> tuple[Any, Any]:
-        aux = {"skew": _skew_from_target(target), "df": target["df"]}
-        return GaussianStandard(target["loc"], target["scale"]), aux
+        mean, cov, skew = _direct_to_centred(target)
+        return GaussianStandard(mean, cov), {"skew": skew, "df": target["df"]}
 
     transforms = {"skew": Identity(), "df": ExpPlus(DF_MINIMUM)}
     return SurrogateMap(Gaussian(dim), to_target, from_target, transforms, None)

@@ -10,8 +10,11 @@ For ``d = 1`` this is ``scipy.stats.skewnorm(a=alpha, loc=loc, scale=sqrt(Ω))``
 ``E x = ξ + sqrt(2/π) β``, ``Cov x = Ω - (2/π) ββᵀ``, and ``x = ξ + |w| β + ε`` with
 ``w ~ N(0, 1)`` and ``ε ~ N(0, Ω - ββᵀ)`` independent.
 
-The surrogate of So & Turner (2024) is the Gaussian ``N(ξ, Ω)`` with the skew vector
-``η_s = α / ω`` (the density's ``Φ(η_sᵀ(x - ξ))``) as an auxiliary parameter; a mixture
+The surrogate is a Gaussian with the skew-normal's own mean and covariance,
+``N(ξ + sqrt(2/π) β, Ω - (2/π) ββᵀ)`` (Azzalini's centred parameterisation; So & Turner
+(2024) use ``N(ξ, Ω)``), with the skew vector ``η_s = α / ω`` (the density's
+``Φ(η_sᵀ(x - ξ))``) as an auxiliary parameter, so a skew step keeps the first two moments; a
+mixture
 uses the joint Gaussian mixture (see :mod:`surrogate_natgrad.distributions._skew_maps`).
 
 Every evaluation factorises each scale matrix once (Cholesky) and whitens all points with
@@ -562,7 +565,13 @@ class SkewNormal(Distribution):
         return omega * delta
 
     def delta(self) -> Array:
-        """``δ = Ω̄α / sqrt(1 + αᵀΩ̄α)`` (shape ``(..., d)``), each entry in (-1, 1)."""
+        """``δ = Ω̄α / sqrt(1 + αᵀΩ̄α)`` (shape ``(..., d)``), each entry in (-1, 1).
+
+        Returns
+        -------
+        array, shape (..., d)
+            The vector ``δ``.
+        """
         return skew_delta(self._params["scale"], self._params["alpha"])[0]
 
     def mean(self) -> Array:
@@ -570,7 +579,13 @@ class SkewNormal(Distribution):
         return self._params["loc"] + _SQRT_2_OVER_PI * self._beta()
 
     def cov(self) -> Array:
-        """Covariance ``Ω - (2/π) ββᵀ`` with ``β = ω δ``."""
+        """Covariance ``Ω - (2/π) ββᵀ`` with ``β = ω δ``.
+
+        Returns
+        -------
+        array, shape (..., d, d)
+            The covariance matrix.
+        """
         beta = self._beta()
         return linalg.symmetrize(self._params["scale"]) - (2.0 / math.pi) * linalg.matrix_outer(
             beta, beta
@@ -638,14 +653,25 @@ class SkewNormal(Distribution):
 
     @classmethod
     def surrogate_map_for(cls, params: Mapping[str, Array]) -> Any:
-        """The SNGD map ``N(ξ, Ω)`` plus the skew vector ``η_s = α/ω`` (auxiliary)."""
+        """The SNGD map: ``N(mean, cov)`` of the target plus the skew ``η_s = α/ω`` (auxiliary)."""
         from surrogate_natgrad.distributions._skew_maps import skew_normal_map
 
         return skew_normal_map(int(params["loc"].shape[-1]))
 
     @staticmethod
     def surrogate_map(dim: int) -> Any:
-        """The SNGD map for dimension ``dim`` (see :func:`_skew_maps.skew_normal_map`)."""
+        """The SNGD map for dimension ``dim`` (see :func:`_skew_maps.skew_normal_map`).
+
+        Parameters
+        ----------
+        dim : int
+            Dimension ``d`` of the observations.
+
+        Returns
+        -------
+        SurrogateMap
+            The map between the parameters and the surrogate family.
+        """
         from surrogate_natgrad.distributions._skew_maps import skew_normal_map
 
         return skew_normal_map(dim)
@@ -680,6 +706,16 @@ class SkewNormal(Distribution):
         """Baseline coordinates ``{"loc", "precision_root": W, "skew"}`` with ``Ω = (WᵀW)⁻¹``.
 
         The paper's second Adam parameterisation; ``W = L⁻¹`` for ``Ω = LLᵀ``.
+
+        Parameters
+        ----------
+        params : mapping of str to array
+            The parameters.
+
+        Returns
+        -------
+        dict of str to array
+            The unconstrained coordinates.
         """
         xp = namespace(*params.values())
         scale = linalg.symmetrize(params["scale"])
@@ -694,7 +730,18 @@ class SkewNormal(Distribution):
 
     @staticmethod
     def from_unconstrained_precision(coords: Mapping[str, Array]) -> dict[str, Array]:
-        """Inverse of :meth:`to_unconstrained_precision`: ``Ω = (WᵀW)⁻¹`` by Cholesky."""
+        """Inverse of :meth:`to_unconstrained_precision`: ``Ω = (WᵀW)⁻¹`` by Cholesky.
+
+        Parameters
+        ----------
+        coords : mapping of str to array
+            Coordinates from :meth:`to_unconstrained_precision`.
+
+        Returns
+        -------
+        dict of str to array
+            The parameters.
+        """
         xp = namespace(*coords.values())
         root = coords["precision_root"]
         precision = xp.linalg.matrix_transpose(root) @ root
@@ -744,6 +791,20 @@ class SkewNormalMixture(Distribution):
     ------
     DomainError
         For inconsistent shapes or values outside the domain.
+
+    Examples
+    --------
+    Two unit-variance components at ``±2`` with zero slant: mean 0, variance ``1 + 4``.
+
+    >>> import numpy as np
+    >>> dist = SkewNormalMixture(
+    ...     np.array([0.5, 0.5]),
+    ...     np.array([[-2.0], [2.0]]),
+    ...     np.array([[[1.0]], [[1.0]]]),
+    ...     np.zeros((2, 1)),
+    ... )
+    >>> dist.mean().tolist(), dist.cov().tolist()
+    ([0.0], [[5.0]])
     """
 
     param_names: ClassVar[tuple[str, ...]] = ("weights", "loc", "scale", "alpha")
@@ -871,7 +932,13 @@ class SkewNormalMixture(Distribution):
         return self.xp.sum(self._params["weights"][..., None] * means, axis=-2)
 
     def cov(self) -> Array:
-        """Covariance by the law of total covariance."""
+        """Covariance by the law of total covariance.
+
+        Returns
+        -------
+        array, shape (..., d, d)
+            The covariance matrix.
+        """
         xp = self.xp
         means, covs = self._component_moments()
         weights = self._params["weights"]
@@ -932,12 +999,13 @@ class SkewNormalMixture(Distribution):
         ----------
         data : array, shape ``(N, d)``
             Observations (at least K).
-        n_components : int
-            The number of components K.
+        **options
+            ``n_components`` (int, required): the number of components K.
 
         Returns
         -------
         SkewNormalMixture
+            The starting mixture.
         """
         n_components = options.pop("n_components", None)
         _no_options(cls, options)
@@ -993,7 +1061,20 @@ class SkewNormalMixture(Distribution):
 
     @staticmethod
     def surrogate_map(dim: int, n_components: int) -> Any:
-        """The SNGD map for dimension ``dim`` and ``n_components`` components."""
+        """The SNGD map for dimension ``dim`` and ``n_components`` components.
+
+        Parameters
+        ----------
+        dim : int
+            Dimension ``d`` of the observations.
+        n_components : int
+            Number of components K.
+
+        Returns
+        -------
+        SurrogateMap
+            The map between the mixture's parameters and the surrogate family.
+        """
         from surrogate_natgrad.distributions._skew_maps import skew_normal_mixture_map
 
         return skew_normal_mixture_map(dim, n_components)

@@ -188,6 +188,15 @@ class SkewT(Distribution):
     DomainError
         For inconsistent shapes, non-finite values, a scale that is not symmetric positive
         definite or ``df <= 0``.
+
+    Examples
+    --------
+    With zero slant the skew-t is the multivariate t, of covariance ``ν/(ν-2) Ω``:
+
+    >>> import numpy as np
+    >>> dist = SkewT(np.zeros(2), np.eye(2), np.zeros(2), 5.0)
+    >>> np.round(dist.cov(), 6).tolist()
+    [[1.666667, 0.0], [0.0, 1.666667]]
     """
 
     param_names: ClassVar[tuple[str, ...]] = ("loc", "scale", "alpha", "df")
@@ -284,7 +293,13 @@ class SkewT(Distribution):
         return self._params["loc"] + self._b()[..., None] * self._beta()
 
     def cov(self) -> Array:
-        """Covariance ``ν/(ν-2) Ω - b² ββᵀ`` for ``ν > 2`` (infinite for ``1 < ν <= 2``)."""
+        """Covariance ``ν/(ν-2) Ω - b² ββᵀ`` for ``ν > 2`` (infinite for ``1 < ν <= 2``).
+
+        Returns
+        -------
+        array, shape (..., d, d)
+            The covariance matrix.
+        """
         xp = self.xp
         df = self._params["df"]
         beta = self._beta()
@@ -366,14 +381,25 @@ class SkewT(Distribution):
 
     @classmethod
     def surrogate_map_for(cls, params: Mapping[str, Array]) -> Any:
-        """The SNGD map ``N(ξ, Ω)`` plus auxiliary ``η_s`` and ``ν = exp(ℓ) + 2``."""
+        """The SNGD map: a Gaussian in centred coordinates plus auxiliary ``η_s``, ``ν``."""
         from surrogate_natgrad.distributions._skew_maps import skew_t_map
 
         return skew_t_map(int(params["loc"].shape[-1]))
 
     @staticmethod
     def surrogate_map(dim: int) -> Any:
-        """The SNGD map for dimension ``dim`` (see :func:`_skew_maps.skew_t_map`)."""
+        """The SNGD map for dimension ``dim`` (see :func:`_skew_maps.skew_t_map`).
+
+        Parameters
+        ----------
+        dim : int
+            Dimension ``d`` of the observations.
+
+        Returns
+        -------
+        SurrogateMap
+            The map between the parameters and the surrogate family.
+        """
         from surrogate_natgrad.distributions._skew_maps import skew_t_map
 
         return skew_t_map(dim)
@@ -402,7 +428,18 @@ class SkewT(Distribution):
 
     @staticmethod
     def to_unconstrained_precision(params: Mapping[str, Array]) -> dict[str, Array]:
-        """As :meth:`SkewNormal.to_unconstrained_precision`, plus ``log_df = log(ν - 2)``."""
+        """As :meth:`SkewNormal.to_unconstrained_precision`, plus ``log_df = log(ν - 2)``.
+
+        Parameters
+        ----------
+        params : mapping of str to array
+            The parameters.
+
+        Returns
+        -------
+        dict of str to array
+            The unconstrained coordinates.
+        """
         from surrogate_natgrad.distributions.skew_normal import SkewNormal
 
         xp = namespace(params["df"])
@@ -412,7 +449,18 @@ class SkewT(Distribution):
 
     @staticmethod
     def from_unconstrained_precision(coords: Mapping[str, Array]) -> dict[str, Array]:
-        """Inverse of :meth:`to_unconstrained_precision`."""
+        """Inverse of :meth:`to_unconstrained_precision`.
+
+        Parameters
+        ----------
+        coords : mapping of str to array
+            Coordinates from :meth:`to_unconstrained_precision`.
+
+        Returns
+        -------
+        dict of str to array
+            The parameters.
+        """
         from surrogate_natgrad.distributions.skew_normal import SkewNormal
 
         xp = namespace(coords["log_df"])

@@ -167,6 +167,10 @@ def sngd_direction(
     return SNGDDirection(loss, direction, aux_grad)
 
 
+#: Most doublings of an auxiliary step that keeps lowering the loss (see ``SNGD._safe_aux``).
+AUX_MAX_DOUBLINGS = 10
+
+
 @dataclass(frozen=True)
 class SNGD:
     """Surrogate natural gradient descent (So & Turner, 2024).
@@ -252,6 +256,11 @@ class SNGD:
             The surrogate's standard parameters (e.g. ``(mean, covariance)``).
         aux : pytree of arrays
             *Constrained* auxiliary values (e.g. ``{"df": ν}``), ``()`` if none.
+
+        Returns
+        -------
+        SNGDState
+            The state at these parameters, iteration 0.
         """
         family = self.surrogate_map.family
         if self.form == "mle":
@@ -268,26 +277,70 @@ class SNGD:
         return SNGDState(params, unconstrained, aux_state, iteration)
 
     def init_from_target(self, target_params: Any) -> SNGDState:
-        """Return the initial state from target parameters via the map's ``from_target``."""
+        """Return the initial state from target parameters via the map's ``from_target``.
+
+        Parameters
+        ----------
+        target_params : pytree of arrays
+            The target's parameters.
+
+        Returns
+        -------
+        SNGDState
+            The state at these parameters, iteration 0.
+        """
         standard, aux = self.surrogate_map.initial(target_params)
         return self.init(standard, aux)
 
     # ------------------------------------------------------------------ read-out
     def standard_params(self, state: SNGDState) -> Any:
-        """Return the surrogate's standard parameters at ``state``."""
+        """Return the surrogate's standard parameters at ``state``.
+
+        Parameters
+        ----------
+        state : SNGDState
+            A state of this rule.
+
+        Returns
+        -------
+        named tuple of arrays
+            The surrogate's standard parameters.
+        """
         family = self.surrogate_map.family
         if self.form == "mle":
             return family.mean_to_standard(state.surrogate_params)
         return family.natural_to_standard(state.surrogate_params)
 
     def aux_params(self, state: SNGDState) -> Any:
-        """Return the constrained auxiliary values at ``state``."""
+        """Return the constrained auxiliary values at ``state``.
+
+        Parameters
+        ----------
+        state : SNGDState
+            A state of this rule.
+
+        Returns
+        -------
+        pytree of arrays
+            The auxiliary values (``()`` if the map has none).
+        """
         if not tree_leaves(state.aux):
             return state.aux
         return self.surrogate_map.aux_forward(state.aux)
 
     def target_params(self, state: SNGDState) -> Any:
-        """Return the target parameters at ``state``."""
+        """Return the target parameters at ``state``.
+
+        Parameters
+        ----------
+        state : SNGDState
+            A state of this rule.
+
+        Returns
+        -------
+        pytree of arrays
+            The target's parameters, through the map's ``to_target``.
+        """
         return self.surrogate_map.to_target(self.standard_params(state), self.aux_params(state))
 
     # ------------------------------------------------------------------ stepping
@@ -325,20 +378,40 @@ class SNGD:
         The grid and Armijo searches refuse candidates that raise the loss; an auxiliary
         step that raises it by itself (Adam's steps keep their length near an optimum)
         would make every candidate fail. Halve it up to ten times, then keep the old
-        auxiliary parameters for this step. Adam's moments are updated either way, so
-        its next step uses the new gradient information. (These searches run eagerly.)
+        auxiliary parameters for this step. When the full step lowers the loss, double it
+        (up to ``2**AUX_MAX_DOUBLINGS`` times) while the loss keeps falling: Adam's steps
+        have a fixed length of about its step size, so far from the optimum (a skew
+        started near zero) the auxiliary parameters would otherwise crawl while the
+        surrogate converges. Adam's moments are updated either way, so its next step uses
+        the new gradient information. (These searches run eagerly.)
         """
         delta = _tree.tree_sub(new_aux, old_aux)
         current = float(loss)
-        fraction = 1.0
-        for _ in range(11):
+
+        def loss_at(fraction: float) -> tuple[Any, float]:
             candidate = _tree.tree_add(old_aux, _tree.tree_scale(delta, fraction))
             with quiet_floating_point():
                 value = float(self._loss_at(objective, candidate)(params))
+            return candidate, value
+
+        fraction = 1.0
+        for _ in range(11):
+            candidate, value = loss_at(fraction)
             if value == value and value <= current:
-                return candidate
+                break
             fraction *= 0.5
-        return old_aux
+        else:
+            return old_aux
+        if fraction < 1.0:
+            return candidate
+        best, best_value = candidate, value
+        for _ in range(AUX_MAX_DOUBLINGS):
+            fraction *= 2.0
+            candidate, value = loss_at(fraction)
+            if not value < best_value:  # also stops on NaN
+                break
+            best, best_value = candidate, value
+        return best
 
     def step(self, state: SNGDState, objective: Objective) -> tuple[SNGDState, StepInfo]:
         """Take one SNGD step.
@@ -439,5 +512,15 @@ class SNGD:
 
         The returned function is pure, so ``jax.jit(rule.make_step(objective))`` compiles a
         fixed-step or ``"backtracking"`` step.
+
+        Parameters
+        ----------
+        objective : callable
+            Maps target parameters to a scalar loss.
+
+        Returns
+        -------
+        callable
+            A pure function ``step(state) -> (state, info)``.
         """
         return lambda state: self.step(state, objective)
