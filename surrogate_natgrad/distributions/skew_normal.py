@@ -654,9 +654,7 @@ class SkewNormal(Distribution):
     @classmethod
     def surrogate_map_for(cls, params: Mapping[str, Array]) -> Any:
         """The SNGD map: ``N(mean, cov)`` of the target plus the skew ``η_s = α/ω`` (auxiliary)."""
-        from surrogate_natgrad.distributions._skew_maps import skew_normal_map
-
-        return skew_normal_map(int(params["loc"].shape[-1]))
+        return cls.surrogate_map(int(params["loc"].shape[-1]))
 
     @staticmethod
     def surrogate_map(dim: int) -> Any:

@@ -382,9 +382,7 @@ class SkewT(Distribution):
     @classmethod
     def surrogate_map_for(cls, params: Mapping[str, Array]) -> Any:
         """The SNGD map: a Gaussian in centred coordinates plus auxiliary ``η_s``, ``ν``."""
-        from surrogate_natgrad.distributions._skew_maps import skew_t_map
-
-        return skew_t_map(int(params["loc"].shape[-1]))
+        return cls.surrogate_map(int(params["loc"].shape[-1]))
 
     @staticmethod
     def surrogate_map(dim: int) -> Any:
