@@ -14,6 +14,11 @@ Dispatch is on :func:`surrogate_natgrad._compat.namespace` of the arguments:
 - anything else (array-api-strict): the array-API implementations of
   :mod:`surrogate_natgrad.special._generic`, never a trip through NumPy.
 
+``gammainc``, ``gammaincc`` and ``gammaincinv`` (regularised incomplete gamma functions
+and the Gamma(a, 1) quantile, for implicit reparameterisation gradients of gamma variates)
+likewise carry our own derivatives, including those with respect to the shape ``a``; their
+values come from SciPy on NumPy, cupyx on CuPy and the generic code elsewhere.
+
 ``betainc``, ``stdtr`` and ``stdtrit`` always carry our own derivatives (including those with
 respect to ``a``, ``b`` and ``df``, which no backend provides); on every backend but NumPy
 (and CuPy) their values come from the generic implementation (JAX's own ``betainc`` misses
@@ -44,6 +49,9 @@ __all__ = [
     "betainc",
     "digamma",
     "erf",
+    "gammainc",
+    "gammaincc",
+    "gammaincinv",
     "gammaln",
     "log_ndtr",
     "log_sigmoid",
@@ -211,6 +219,57 @@ def _stdtrit_partials(xp: Namespace, out: Array, df: Array, p: Array) -> tuple[A
 
 _stdtrit_ew = elementwise_function(
     _host_value("stdtrit", _generic.stdtrit), _stdtrit_partials, "stdtrit", jit_value=True
+)
+
+
+def _gamma_inside(xp: Namespace, a: Array, x: Array) -> tuple[Array, Array, Array]:
+    """Broadcast ``a, x``; mask of ``0 < a < inf, 0 < x < inf`` and safe stand-ins (1)."""
+    a, x = xp.broadcast_arrays(a, x)
+    inside = (a > 0.0) & (a < math.inf) & (x > 0.0) & (x < math.inf)
+    return inside, xp.where(inside, a, 1.0), xp.where(inside, x, 1.0)
+
+
+def _gammainc_partials(xp: Namespace, out: Array, a: Array, x: Array) -> tuple[Array, Array]:
+    # ∂P/∂x is the Gamma(a, 1) density; ∂P/∂a by series / upper-tail quadrature. Both are
+    # set to 0 off the open domain (edges and NaN), where they are infinite or undefined.
+    inside, a_safe, x_safe = _gamma_inside(xp, a, x)
+    d_a = _generic.gammainc_da(xp, a_safe, x_safe)
+    d_x = xp.exp(_generic.log_gamma_pdf(xp, a_safe, x_safe))
+    zero = xp.zeros_like(d_a)
+    return xp.where(inside, d_a, zero), xp.where(inside, d_x, zero)
+
+
+def _gammaincc_partials(xp: Namespace, out: Array, a: Array, x: Array) -> tuple[Array, Array]:
+    d_a, d_x = _gammainc_partials(xp, out, a, x)
+    return -d_a, -d_x
+
+
+_gammainc_ew = elementwise_function(
+    _host_value("gammainc", _generic.gammainc), _gammainc_partials, "gammainc", jit_value=True
+)
+_gammaincc_ew = elementwise_function(
+    _host_value("gammaincc", _generic.gammaincc),
+    _gammaincc_partials,
+    "gammaincc",
+    jit_value=True,
+)
+
+
+def _gammaincinv_partials(xp: Namespace, out: Array, a: Array, p: Array) -> tuple[Array, Array]:
+    # Implicit function theorem on P(a, x) = p: ∂x/∂p = 1/f(x), ∂x/∂a = -(∂P/∂a)/f(x),
+    # with f the Gamma(a, 1) density (in log space: it over- and underflows in the tails).
+    inside, a_safe, x_safe = _gamma_inside(xp, a, out)
+    inverse_density = xp.exp(-_generic.log_gamma_pdf(xp, a_safe, x_safe))
+    d_a = -_generic.gammainc_da(xp, a_safe, x_safe) * inverse_density
+    zero = xp.zeros_like(d_a)
+    return xp.where(inside, d_a, zero), xp.where(inside, inverse_density, zero)
+
+
+_gammaincinv_ew = elementwise_function(
+    _host_value("gammaincinv", _generic.gammaincinv),
+    _gammaincinv_partials,
+    "gammaincinv",
+    jit_value=True,
 )
 
 
@@ -649,3 +708,98 @@ def t_log_pdf(df: Array, t: Array) -> Array:
     """
     xp, _, (df, t) = _prepare(df, t)
     return _generic.t_log_pdf(xp, df, t)
+
+
+def gammainc(a: Array, x: Array) -> Array:
+    """Regularised lower incomplete gamma function ``P(a, x) = γ(a, x)/Γ(a)``.
+
+    The CDF of the Gamma(a, 1) distribution. Differentiable in both arguments on every
+    autodiff backend: ``∂P/∂x`` is the Gamma(a, 1) density and
+    ``∂P/∂a = ∫_0^x (log t - ψ(a)) t^{a-1} e^{-t}/Γ(a) dt`` comes from the series
+    differentiated term by term (``x <= a + 1 + √a``) or, as ``-∂Q/∂a``, from a 96-node
+    Gauss–Laguerre quadrature of the upper tail, so it keeps relative accuracy in both
+    tails. Values: SciPy on NumPy; elsewhere the series (``x < a + 1``) or the Lentz
+    continued fraction for ``Q``. For ``a > 2000`` (where the series would need more than
+    ~400 terms) values and ``∂P/∂a`` come from Gauss–Laguerre quadratures of the tails
+    and a Gauss–Legendre quadrature across the centre.
+
+    Accuracy measured against mpmath (40 digits) for ``a`` in [0.05, 1e3] and ``x``
+    between the 1e-10 and 1 - 1e-10 quantiles (300 random points and a grid): values
+    within 6e-14 relative on every backend, ``∂P/∂a`` within 6e-14 relative (SciPy's
+    values: 1.4e-13); for ``a`` from 2e3 to 1e5 values within 4e-14 and ``∂P/∂a`` within
+    7e-13. (At ``a = 1e7`` the values still agree with a careful mpmath quadrature to
+    about 1e-15 at the checked points, where SciPy's ``gammainc`` is 1.3% off at the
+    1e-10 quantile.) Both partials are 0 at ``x = 0`` and ``x = inf``. In float32 the
+    relative error is up to ~1e-5 in the far tails (the exponent ``a log x - x`` carries
+    the float32 rounding of ``x``).
+
+    Parameters
+    ----------
+    a : array or float
+        Shape, positive (``a < 0`` and NaN give NaN; SciPy's limits ``P(0, x > 0) = 1``
+        and ``P(inf, x < inf) = 0`` are kept).
+    x : array or float
+        Points, ``x >= 0`` (negative values give NaN).
+
+    Returns
+    -------
+    array
+        ``P(a, x)`` in the broadcast shape, same namespace, device and floating dtype.
+    """
+    _, _, args = _prepare(a, x)
+    return _gammainc_ew(*args)
+
+
+def gammaincc(a: Array, x: Array) -> Array:
+    """Regularised upper incomplete gamma function ``Q(a, x) = 1 - P(a, x)``.
+
+    The survival function of the Gamma(a, 1) distribution, computed directly (not as
+    ``1 - P``) in the upper tail, so it keeps relative accuracy there. Derivatives and
+    accuracy as for :func:`gammainc` (``∂Q/∂a = -∂P/∂a``, ``∂Q/∂x = -f(x)``).
+
+    Parameters
+    ----------
+    a : array or float
+        Shape, positive (``a <= 0`` and NaN give NaN, except ``Q(0, x > 0) = 0``).
+    x : array or float
+        Points, ``x >= 0``.
+
+    Returns
+    -------
+    array
+        ``Q(a, x)`` in the broadcast shape.
+    """
+    _, _, args = _prepare(a, x)
+    return _gammaincc_ew(*args)
+
+
+def gammaincinv(a: Array, p: Array) -> Array:
+    """Inverse of :func:`gammainc` in ``x``: the Gamma(a, 1) quantile ``x`` with ``P(a, x) = p``.
+
+    With ``u`` uniform, ``gammaincinv(a, u)`` is a Gamma(a, 1) variate whose derivative with
+    respect to ``a`` is the implicit reparameterisation gradient. Derivatives follow from the
+    implicit function theorem: ``∂x/∂p = 1/f(x; a)`` and ``∂x/∂a = -(∂P/∂a)(a, x)/f(x; a)``
+    (``f`` the Gamma(a, 1) density, taken in log space); both are 0 at ``p = 0`` and
+    ``p = 1``. Values: SciPy on NumPy; elsewhere at most six Halley steps in ``log x`` on
+    ``log P`` (``p <= 1/2``) or ``log Q`` (``p > 1/2``), both concave in ``log x``, from
+    Wilson–Hilferty / power-law / exponential-tail starts. Measured: within 1e-13 relative
+    of SciPy for ``a`` in [0.05, 1e5] and ``p`` in [1e-300, 1 - 1e-16] (2e-14 for
+    ``a >= 0.5``; the quantile's condition number grows like ``1/a`` in the lower tail),
+    and within 1.1e-14 of mpmath on the grid of :func:`gammainc`. Quantiles below the
+    smallest float (tiny ``p`` and ``a``) are 0, as in SciPy.
+
+    Parameters
+    ----------
+    a : array or float
+        Shape, positive (``a <= 0`` and NaN give NaN).
+    p : array or float
+        Probabilities in [0, 1]; ``p = 0`` gives 0, ``p = 1`` gives ``inf``, values outside
+        give NaN.
+
+    Returns
+    -------
+    array
+        The quantile in the broadcast shape, same namespace, device and floating dtype.
+    """
+    _, _, args = _prepare(a, p)
+    return _gammaincinv_ew(*args)
