@@ -36,6 +36,10 @@ __all__ = [
 ]
 
 
+#: Batched NumPy/autograd triangular systems up to this size use a batched general solve.
+_SMALL_BATCHED = 128
+
+
 def cholesky(a: Array) -> Array:
     """Return the lower Cholesky factor ``L`` of a symmetric positive-definite ``a``.
 
@@ -84,6 +88,12 @@ def solve_triangular(a: Array, b: Array, *, lower: bool = True) -> Array:
     batch = broadcast_shapes(tuple(a.shape[:-2]), tuple(b.shape[:-2]))
     a_full = xp.broadcast_to(a, batch + tuple(a.shape[-2:]))
     b_full = xp.broadcast_to(b, batch + tuple(b.shape[-2:]))
+    if batch and library in ("numpy", "autograd") and int(a.shape[-1]) <= _SMALL_BATCHED:
+        # SciPy's batched triangular solve loops in Python with per-matrix checks (11 ms
+        # for 3 matrices of 10x10); LAPACK's batched general solve on the triangle takes
+        # 0.06 ms, and for small matrices its O(n³) factorisation costs nothing.
+        triangle = xp.tril(a_full) if lower else xp.triu(a_full)
+        return xp.linalg.solve(triangle, b_full)
     if library == "autograd":
         from surrogate_natgrad._compat.autograd_namespace import (
             solve_triangular as autograd_solve_triangular,
@@ -97,7 +107,15 @@ def solve_triangular(a: Array, b: Array, *, lower: bool = True) -> Array:
     if library == "numpy":
         import scipy.linalg
 
-        return scipy.linalg.solve_triangular(a_full, b_full, lower=lower)
+        if not batch:
+            return scipy.linalg.solve_triangular(a_full, b_full, lower=lower)
+        flat_a = xp.reshape(a_full, (-1, *a_full.shape[-2:]))
+        flat_b = xp.reshape(b_full, (-1, *b_full.shape[-2:]))
+        solved = [
+            scipy.linalg.solve_triangular(flat_a[i], flat_b[i], lower=lower)
+            for i in range(flat_a.shape[0])
+        ]
+        return xp.reshape(xp.stack(solved), batch + tuple(b_full.shape[-2:]))
     if library == "cupy" and len(batch) == 0:
         import cupyx.scipy.linalg
 
