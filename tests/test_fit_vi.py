@@ -193,7 +193,26 @@ def test_errors_are_clear():
     with pytest.raises(DataError, match="method"):
         fit_vi(model, "gaussian", method="lbfgs")
     with pytest.raises(DataError, match="unknown family"):
-        fit_vi(model, "skew_t")
+        fit_vi(model, "skew_cauchy")
+    with pytest.raises(DataError, match="k="):
+        fit_vi(model, "skew_normal_mixture")
+    with pytest.raises(DataError, match="only used by mixture"):
+        fit_vi(model, "skew_normal", k=2)
+    with pytest.raises(DataError, match="above 2"):
+        fit_vi(model, "skew_t", init={"loc": np.zeros(3), "scale": np.eye(3), "df": 1.5})
+    with pytest.raises(DataError, match="sum to one"):
+        fit_vi(
+            model,
+            "skew_normal_mixture",
+            k=2,
+            init={
+                "weights": np.array([0.5, 0.6]),
+                "loc": np.zeros((2, 3)),
+                "scale": np.stack([np.eye(3)] * 2),
+            },
+        )
+    with pytest.raises(DataError, match="unknown parameter"):
+        fit_vi(model, "gaussian", init={"mean": np.zeros(3), "cov": np.eye(3), "df": 3.0})
     with pytest.raises(DataError, match="mcef"):
         fit_vi(model, "gaussian", method="mcef")
     with pytest.raises(DataError, match="positive definite"):

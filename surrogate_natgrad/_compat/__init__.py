@@ -45,6 +45,7 @@ __all__ = [
     "is_torch_namespace",
     "namespace",
     "size",
+    "stop_gradient",
     "to_numpy",
 ]
 
@@ -305,6 +306,35 @@ def to_numpy(x: Array) -> np.ndarray:
         cpu = xp.Device("CPU_DEVICE")
         return np.from_dlpack(xp.asarray(x, device=cpu, copy=True))
     return np.asarray(x)
+
+
+def stop_gradient(x: Array) -> Array:
+    """Return ``x`` as a constant for automatic differentiation (same values, no gradient).
+
+    ``jax.lax.stop_gradient`` on JAX, ``detach()`` on torch, the unboxed value under
+    autograd; other arrays are returned as they are.
+
+    Parameters
+    ----------
+    x : array
+
+    Returns
+    -------
+    array
+        ``x``'s values, treated as a constant by the autodiff backends.
+    """
+    if is_autograd_box(x):
+        from autograd.tracer import getval
+
+        return getval(x)
+    library = _library(x)
+    if library == "torch":
+        return x.detach()
+    if library == "jax":
+        import jax
+
+        return jax.lax.stop_gradient(x)
+    return x
 
 
 def at_set(x: Array, index: Any, value: Array | float) -> Array:

@@ -346,6 +346,24 @@ class PyTreeBackend:
 
     name: str = "base"
 
+    def compile(self, fun: Callable[..., Any]) -> Callable[..., Any]:
+        """Return ``fun`` compiled for repeated calls where the backend can (JAX), else ``fun``.
+
+        Eager JAX compiles every primitive at every new shape; a loss evaluated many times
+        with arguments of fixed shapes is far cheaper as one compiled function, which
+        ``value_and_grad`` and ``vjp`` differentiate as usual.
+
+        Parameters
+        ----------
+        fun : callable
+            A pure function of pytrees of arrays.
+
+        Returns
+        -------
+        callable
+        """
+        return fun
+
     # -- primitives -------------------------------------------------------------------
 
     def _value_and_grad_leaves(

@@ -34,6 +34,20 @@ class JaxBackend(PyTreeBackend):
     def __init__(self) -> None:
         self._jax = _import_jax()
 
+    def compile(self, fun: Callable[..., Any]) -> Callable[..., Any]:
+        """Return ``jax.jit(fun)``.
+
+        Parameters
+        ----------
+        fun : callable
+            A pure, traceable function of pytrees of arrays.
+
+        Returns
+        -------
+        callable
+        """
+        return self._jax.jit(fun)
+
     def _value_and_grad_leaves(
         self, fun: Callable[[list[Any]], Any], leaves: list[Any], has_aux: bool
     ) -> tuple[Any, list[Any]]:

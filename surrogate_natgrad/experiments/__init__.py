@@ -22,9 +22,9 @@ from surrogate_natgrad.experiments._base import SIZES, Problem
 from surrogate_natgrad.experiments._copula import e5
 from surrogate_natgrad.experiments._count import e1, e2
 from surrogate_natgrad.experiments._skew import e3, e4
-from surrogate_natgrad.experiments._vi import e6
+from surrogate_natgrad.experiments._vi import e6, e7, e8
 
-__all__ = ["PROBLEMS", "SIZES", "Problem", "e1", "e2", "e3", "e4", "e5", "e6", "get"]
+__all__ = ["PROBLEMS", "SIZES", "Problem", "e1", "e2", "e3", "e4", "e5", "e6", "e7", "e8", "get"]
 
 #: The experiment generators by name (``"E1"``, ``"E2"``, ...).
 PROBLEMS: dict[str, Callable[..., Problem]] = {
@@ -34,6 +34,8 @@ PROBLEMS: dict[str, Callable[..., Problem]] = {
     "E4": e4,
     "E5": e5,
     "E6": e6,
+    "E7": e7,
+    "E8": e8,
 }
 
 

@@ -11,7 +11,10 @@ Methods
     Surrogate natural gradient descent in its VI form: the state is the natural parameters
     of a Gaussian ``N(ξ, Ω)`` and the step follows the ELBO's gradient with respect to its
     mean parameters ``(ξ, Ω + ξξᵀ)``. For the skew-normal the skewness vector ``η_s`` is an
-    auxiliary parameter updated by Adam from the same autodiff call.
+    auxiliary parameter updated by Adam from the same autodiff call; the skew-t adds
+    ``log(ν - 2)``; a skew-normal mixture's surrogate is the joint Gaussian mixture over
+    ``(k, z)`` (weights and components in one natural-gradient step), with the ``η_s,k``
+    auxiliary and weights kept at or above 1e-3 (renormalised) after every step.
 ``"mcef"``
     The natural-gradient method of Lin, Khan & Schmidt (2019) for the skew-normal: the
     same VI-form step in the natural parameters ``(V⁻¹μ, -½V⁻¹, V⁻¹β)`` of the joint
@@ -49,22 +52,24 @@ from surrogate_natgrad._compat import (
     linalg,
     namespace,
 )
+from surrogate_natgrad.autodiff import get_backend
 from surrogate_natgrad.distributions._checks import check_float_precision
 from surrogate_natgrad.errors import BackendError, ConvergenceWarning, DataError
 from surrogate_natgrad.families import Gaussian, SkewNormalMCEF
-from surrogate_natgrad.families.gaussian import GaussianStandard
 from surrogate_natgrad.families.mcef import SkewNormalMCEFStandard
 from surrogate_natgrad.fitting._callbacks import Callback, IterationInfo, ProgressBar
 from surrogate_natgrad.fitting._result import FitHistory, FitResult
 from surrogate_natgrad.fitting._stopping import StoppingRule, default_gtol, default_tol
 from surrogate_natgrad.fitting._validation import check_option, check_positive_int
-from surrogate_natgrad.maps import Identity, SurrogateMap
+from surrogate_natgrad.maps import SurrogateMap
 from surrogate_natgrad.vi import (
     ELBOTerms,
     GaussianVariational,
-    SkewNormalParams,
+    SkewNormalMixtureVariational,
     SkewNormalVariational,
+    SkewTVariational,
     VariationalApproximation,
+    VariationalFamily,
     antithetic_noise,
     estimate_elbo,
     skew_normal_from_conditional,
@@ -83,6 +88,12 @@ VI_FAMILIES: dict[str, type] = {
     "skew_normal": SkewNormalVariational,
     "skew-normal": SkewNormalVariational,
     "skewnormal": SkewNormalVariational,
+    "skew_t": SkewTVariational,
+    "skew-t": SkewTVariational,
+    "skewt": SkewTVariational,
+    "skew_normal_mixture": SkewNormalMixtureVariational,
+    "skew-normal-mixture": SkewNormalMixtureVariational,
+    "skewnormalmixture": SkewNormalMixtureVariational,
 }
 
 _PARAMETERIZATIONS = {
@@ -94,6 +105,8 @@ _PARAMETERIZATIONS = {
 }
 _LINE_SEARCHES = (None, "backtracking", "armijo")
 _ACCEPTED = (0, 1)  # rules.Status.OK, BACKTRACKED
+#: Fits of at least this many steps compile their loss on JAX by default.
+_JIT_FROM_ITERATIONS = 100
 #: Consecutive refused steps after which a stochastic fit gives up.
 _MAX_FAILURES = 20
 
@@ -177,26 +190,42 @@ class VIResult(FitResult):
 # --------------------------------------------------------------------------- set-up
 
 
-def _resolve_family(family: object, dim: int) -> Any:
-    if isinstance(family, GaussianVariational | SkewNormalVariational):
+def _resolve_family(family: object, dim: int, k: int | None) -> Any:
+    if isinstance(family, VariationalFamily):
         if family.dim != dim:
             raise DataError(f"family has dim={family.dim} but the model has dim={dim}")
+        family_k = getattr(family, "k", k)
+        if k is not None and family_k != k:
+            raise DataError(f"k={k} disagrees with the family's k={family_k}")
         return family
     if isinstance(family, str):
         key = family.lower()
         if key not in VI_FAMILIES:
             raise DataError(f"unknown family {family!r}; choose from {sorted(VI_FAMILIES)}")
-        return VI_FAMILIES[key](dim)
-    if family in (GaussianVariational, Gaussian) or isinstance(family, Gaussian):
-        return GaussianVariational(dim)
-    if family in (SkewNormalVariational, SkewNormalMCEF) or isinstance(family, SkewNormalMCEF):
-        return SkewNormalVariational(dim)
-    name = getattr(family, "__name__", type(family).__name__)
-    raise DataError(
-        f"family must be one of {sorted(VI_FAMILIES)} (or the Gaussian/skew-normal family "
-        f"classes), got {name!r}; skew-t and skew-normal mixture families are not available "
-        "yet"
-    )
+        cls = VI_FAMILIES[key]
+    elif family in (Gaussian,) or isinstance(family, Gaussian):
+        cls = GaussianVariational
+    elif family in (SkewNormalMCEF,) or isinstance(family, SkewNormalMCEF):
+        cls = SkewNormalVariational
+    elif isinstance(family, type) and issubclass(family, VariationalFamily):
+        cls = family
+    else:
+        name = getattr(family, "__name__", type(family).__name__)
+        raise DataError(
+            f"family must be one of {sorted(VI_FAMILIES)}, a VariationalFamily class or "
+            f"instance, got {name!r}"
+        )
+    if cls is SkewNormalMixtureVariational:
+        if k is None:
+            raise DataError(
+                "family='skew_normal_mixture' needs the number of components: pass k=..."
+            )
+        return cls(dim, k)
+    if k is not None:
+        raise DataError(
+            f"k is only used by mixture families, not by {getattr(cls, 'name', cls)!r}"
+        )
+    return cls(dim)
 
 
 def _resolve_dim(model: object, dim: int | None) -> int:
@@ -260,20 +289,14 @@ def _to_like(name: str, value: object, like: Array) -> Array:
 def _initial_params(family: Any, init: object, like: Array) -> Any:
     """Return the starting parameters (the family's named tuple) in ``like``'s namespace."""
     xp = namespace(like)
-    dim = family.dim
-    dev = device(like)
     if init is None:
-        mean = xp.zeros((dim,), dtype=like.dtype, device=dev)
-        cov = xp.eye(dim, dtype=like.dtype, device=dev)
-        if isinstance(family, GaussianVariational):
-            return GaussianStandard(mean, cov)
-        return SkewNormalParams(mean, cov, xp.zeros((dim,), dtype=like.dtype, device=dev))
+        return family.default_params(like)
+    names = family.param_names
     if isinstance(init, VariationalApproximation):
-        # A Gaussian start is a skew-normal with zero skewness; the converse loses the skew.
-        gaussian_to_skew = isinstance(init.family, GaussianVariational) and isinstance(
-            family, SkewNormalVariational
-        )
-        if not isinstance(init.family, type(family)) and not gaussian_to_skew:
+        # A start from a smaller family (a Gaussian for a skew-normal, a skew-normal for a
+        # skew-t) fills in the missing parameters; the converse would drop some silently.
+        given = {family.init_aliases.get(key, key) for key in init.params}
+        if not given <= set(names):
             raise DataError(
                 f"init is a {init.family.name} approximation but the family is {family.name}"
             )
@@ -283,11 +306,6 @@ def _initial_params(family: Any, init: object, like: Array) -> Any:
     elif isinstance(init, tuple):
         if isinstance(init, SkewNormalMCEFStandard):
             init = skew_normal_from_conditional(init)
-        names = (
-            ("mean", "cov")
-            if isinstance(family, GaussianVariational)
-            else ("loc", "scale", "shape")
-        )
         if len(init) != len(names):
             raise DataError(f"init must be a tuple {names}, got {len(init)} values")
         values = dict(zip(names, init, strict=True))
@@ -296,26 +314,31 @@ def _initial_params(family: Any, init: object, like: Array) -> Any:
             "init must be None, a VariationalApproximation, a dict of parameters or a tuple; "
             f"got {type(init).__name__}"
         )
-    expected = (
-        {"mean", "cov"} if isinstance(family, GaussianVariational) else {"loc", "scale", "shape"}
-    )
-    aliases = {"loc": "mean", "mean": "loc", "scale": "cov", "cov": "scale"}
+    aliases = {alias: name for alias, name in family.init_aliases.items()}
+    by_name: dict[str, object] = {}
+    for key, value in values.items():
+        name = aliases.get(key, key)
+        if name not in names:
+            raise DataError(f"init has an unknown parameter {key!r}; {family.name} has {names}")
+        by_name[name] = value
+    optional = family.optional_defaults(like)
     converted: dict[str, Array] = {}
-    for key in expected:
-        source = key if key in values else aliases.get(key)
-        if key == "shape" and "shape" not in values:
-            converted[key] = xp.zeros((dim,), dtype=like.dtype, device=dev)
-            continue
-        if source is None or source not in values:
-            raise DataError(f"init is missing {key!r}; give {sorted(expected)}")
-        converted[key] = _to_like(key, values[source], like)
-        finite = xp.all(xp.isfinite(converted[key]))
-        if not bool(finite):
-            raise DataError(f"init[{source!r}] must be finite; it holds nan or inf values")
+    for name in names:
+        if name not in by_name:
+            if name in optional:
+                converted[name] = optional[name]
+                continue
+            raise DataError(f"init is missing {name!r}; give {list(names)}")
+        converted[name] = _to_like(name, by_name[name], like)
+        if not bool(xp.all(xp.isfinite(converted[name]))):
+            raise DataError(f"init[{name!r}] must be finite; it holds nan or inf values")
     params = family.from_dict(converted)
-    scale = params[1]
-    if not bool(linalg.is_positive_definite(scale)):
+    scale = converted["cov" if "cov" in converted else "scale"]
+    if not bool(xp.all(linalg.is_positive_definite(scale))):
         raise DataError("init: the covariance/scale matrix must be symmetric positive definite")
+    check_start = getattr(family, "check_start", None)
+    if check_start is not None:
+        check_start(params)
     return params
 
 
@@ -337,7 +360,6 @@ class _Method:
     ) -> None:
         self.method = method
         self.family = family
-        self.skew = isinstance(family, SkewNormalVariational)
         self.parameterization = parameterization
         aux_rule = rules.Adam(step_size=aux_step_size or 1e-2, backend=backend)
         self.rule: Any
@@ -346,13 +368,8 @@ class _Method:
             # high dimension (E6, d = 100: ε = 0.1 degrades, 0.02–0.05 converge).
             default_step = 1.0 if exact else 0.05
             if method == "sngd":
-                surrogate_map = SurrogateMap(
-                    family=Gaussian(family.dim),
-                    to_target=self._sngd_target,
-                    aux_transforms={"shape": Identity()} if self.skew else None,
-                )
-                standard: Any = GaussianStandard(params[0], params[1])
-                aux: Any = {"shape": params[2]} if self.skew else ()
+                surrogate_map = family.surrogate_map()
+                standard, aux = family.surrogate_start(params)
             else:
                 surrogate_map = SurrogateMap(
                     family=SkewNormalMCEF(family.dim),
@@ -371,50 +388,43 @@ class _Method:
             self.state = self.rule.init(standard, aux)
         else:
             self.rule = rules.Adam(step_size=step_size or 1e-2, backend=backend)
-            self.state = self.rule.init(self._to_unconstrained(params))
-
-    def _sngd_target(self, standard: Any, aux: Any) -> Any:
-        if self.skew:
-            return SkewNormalParams(standard[0], standard[1], aux["shape"])
-        return GaussianStandard(standard[0], standard[1])
-
-    def _to_unconstrained(self, params: Any) -> dict[str, Array]:
-        scale = linalg.symmetrize(params[1])
-        if self.parameterization == "precision":
-            chol = linalg.cholesky(scale)
-            factor = linalg.cholesky(linalg.cho_inverse(chol))
-        else:
-            factor = linalg.cholesky(scale)
-        out = {"loc": params[0], "factor": factor}
-        if self.skew:
-            out["shape"] = params[2]
-        return out
-
-    def _from_unconstrained(self, values: Mapping[str, Array]) -> Any:
-        factor = values["factor"]
-        xp = namespace(factor)
-        gram = factor @ xp.permute_dims(factor, (1, 0))
-        if self.parameterization == "precision":
-            scale = linalg.cho_inverse(linalg.cholesky(gram))
-        else:
-            scale = gram
-        if self.skew:
-            return SkewNormalParams(values["loc"], scale, values["shape"])
-        return GaussianStandard(values["loc"], scale)
+            self.state = self.rule.init(family.to_unconstrained(params, parameterization))
 
     def target(self, state: Any) -> Any:
         """The variational parameters (the family's named tuple) at ``state``."""
         if self.method == "adam":
-            return self._from_unconstrained(state.params)
+            return self.family.from_unconstrained(state.params, self.parameterization)
         target = self.rule.target_params(state)
         if isinstance(target, SkewNormalMCEFStandard):
             return skew_normal_from_conditional(target)
         return target
 
+    def project(self, state: Any) -> Any:
+        """Return ``state`` with the parameters moved into the family's admissible set.
+
+        Mixtures keep their weights at or above a floor; SNGD's natural parameters (and
+        Adam's logits) are rewritten in place of the clipped weights, other state (moments,
+        auxiliary parameters) is kept.
+        """
+        if self.method == "adam":
+            values = self.family.project_unconstrained(state.params)
+            return state if values is None else state._replace(params=values)
+        if self.method != "sngd":
+            return state
+        projected = self.family.project(self.rule.target_params(state))
+        if projected is None:
+            return state
+        standard, _ = self.family.surrogate_start(projected)
+        natural = self.rule.surrogate_map.family.standard_to_natural(standard)
+        return state._replace(surrogate_params=natural)
+
     def objective(self, loss_of_params: Callable[[Any], Array]) -> Callable[[Any], Array]:
         """The loss in the rule's coordinates."""
         if self.method == "adam":
-            return lambda values: loss_of_params(self._from_unconstrained(values))
+            family, parameterization = self.family, self.parameterization
+            return lambda values: loss_of_params(
+                family.from_unconstrained(values, parameterization)
+            )
         return loss_of_params
 
 
@@ -435,6 +445,7 @@ def fit_vi(
     family: Any = "gaussian",
     dim: int | None = None,
     *,
+    k: int | None = None,
     method: str = "sngd",
     init: Any = None,
     max_iter: int | None = None,
@@ -454,6 +465,7 @@ def fit_vi(
     tol: float | None = None,
     gtol: float | None = None,
     antithetic: bool = False,
+    jit: bool | None = None,
 ) -> VIResult:
     """Fit a variational approximation to a posterior by maximising the ELBO.
 
@@ -465,18 +477,25 @@ def fit_vi(
         conjugate ``expected_log_joint``, are used when ``closed_form``), or a function
         ``log_joint(z)`` taking samples of shape ``(S, dim)`` in the model's namespace and
         returning ``S`` log densities.
-    family : {"gaussian", "skew_normal"} or family class, optional
-        The variational family: a full-covariance Gaussian ``N(mean, cov)`` or Azzalini's
-        skew-normal ``(loc, scale, shape)``.
+    family : {"gaussian", "skew_normal", "skew_t", "skew_normal_mixture"} or family, optional
+        The variational family: a full-covariance Gaussian ``N(mean, cov)``, Azzalini's
+        skew-normal ``(loc, scale, shape)``, the Azzalini–Capitanio skew-t ``(loc, scale,
+        shape, df)`` or a mixture of ``k`` skew-normals ``(weights, loc, scale, shape)``;
+        or a :class:`~surrogate_natgrad.vi.VariationalFamily` class or instance.
     dim : int, optional
         Dimension of ``z`` (taken from the model when it has ``dim``).
+    k : int, optional
+        Number of components of ``family="skew_normal_mixture"`` (required there).
     method : {"sngd", "adam", "mcef"}, optional
         ``"sngd"`` (default), the baseline ``"adam"``, or ``"mcef"`` (Lin, Khan & Schmidt's
         natural gradient for the skew-normal).
     init : VariationalApproximation, dict or tuple, optional
-        Starting parameters (``{"mean", "cov"}`` or ``{"loc", "scale", "shape"}``; NumPy
-        values are moved to the model's namespace). Default: mean 0, identity covariance,
-        zero skewness.
+        Starting parameters by name (``{"mean", "cov"}``, ``{"loc", "scale", "shape"}``,
+        plus ``"df"`` for the skew-t, plus ``"weights"`` for mixtures; ``shape``, ``df`` (50)
+        and ``weights`` (equal) may be omitted), or an approximation of a smaller family
+        (a Gaussian for a skew-normal, a skew-normal for a skew-t). NumPy values are moved
+        to the model's namespace. Default: mean 0, identity covariance, zero skewness
+        (mixtures: distinct small locations).
     max_iter : int, optional
         Number of steps (default 1000; 100 when the ELBO is exact).
     step_size : float, optional
@@ -485,7 +504,9 @@ def fit_vi(
     aux_step_size : float, optional
         Adam step size of SNGD's auxiliary skewness vector (default 0.01).
     n_samples : int, optional
-        Reparameterised samples per step (default 10).
+        Reparameterised samples per step (default 10); per component for mixtures, whose
+        expectations are stratified (``Σ_k π_k`` times the mean over component ``k``'s
+        draws).
     n_samples_eval : int, optional
         Samples of the fixed evaluation draws (default 100); the same draws score every
         evaluation (common random numbers), so evaluations of different methods with the
@@ -524,6 +545,10 @@ def fit_vi(
     antithetic : bool, optional
         Draw the training samples in antithetic pairs ``(w, ε)``, ``(w, -ε)``
         (``n_samples`` must be even); the gradient stays unbiased with lower variance.
+    jit : bool, optional
+        Compile the ELBO estimate once (``jax.jit`` on JAX; no effect on other backends).
+        Compiling costs a few seconds per fit and makes each step several times cheaper;
+        by default fits of at least 100 steps compile.
 
     Returns
     -------
@@ -580,7 +605,7 @@ def fit_vi(
         raise DataError(f"antithetic sampling needs an even n_samples, got {n_samples}")
     terms = ELBOTerms.from_model(log_joint, closed_form=closed_form)
     dimension = _resolve_dim(log_joint, dim)
-    vi_family = _resolve_family(family, dimension)
+    vi_family = _resolve_family(family, dimension, k)
     if method == "mcef" and not isinstance(vi_family, SkewNormalVariational):
         raise DataError(
             "method='mcef' is the natural gradient of the skew-normal MCEF joint; use it with "
@@ -590,7 +615,7 @@ def fit_vi(
     xp: Namespace = namespace(reference)
     dtype = reference.dtype
     params = _initial_params(vi_family, init, reference)
-    exact = terms.exact
+    exact = terms.exact and vi_family.closed_form_entropy
     max_iter = max_iter if max_iter is not None else (100 if exact else 1000)
     eval_every = 1 if exact else eval_every
     setup = _Method(
@@ -610,8 +635,15 @@ def fit_vi(
     train_rng, eval_rng = random.default_rng(seed, like=reference).spawn(2)
     eval_noise = None if exact else vi_family.draw_noise(eval_rng, n_samples_eval, dtype)
 
-    def negative_elbo(target: Any, noise: Any) -> Array:
+    def elbo_loss(target: Any, noise: Any) -> Array:
         return -estimate_elbo(vi_family, target, terms, noise)
+
+    # One compiled loss (JAX) instead of hundreds of per-primitive compilations; the draws
+    # are an argument, so a new draw per step does not recompile. Compiling costs seconds
+    # per fit, so by default only long fits do it.
+    compile_loss = getattr(get_backend(backend, reference), "compile", None)
+    use_jit = jit if jit is not None else max_iter >= _JIT_FROM_ITERATIONS
+    negative_elbo = compile_loss(elbo_loss) if compile_loss is not None and use_jit else elbo_loss
 
     def evaluate(target: Any) -> float:
         with warnings.catch_warnings():
@@ -666,7 +698,7 @@ def fit_vi(
             steps.append(_float(info.step_size))
             statuses.append(status_name(code))
             if code in _ACCEPTED:
-                state = new_state
+                state = setup.project(new_state)
                 failures = 0
             else:
                 failures += 1

@@ -1,7 +1,9 @@
 """ELBO estimators with reparameterised samples (pure math, array API only).
 
 ``ELBO(q) = E_q[log p(z, y)] + H(q)``. The entropy ``H`` is exact for the Gaussian and (up to
-1-D quadrature) for the skew-normal. The expected log joint is estimated with
+1-D quadrature) for the skew-normal; for the skew-t and mixtures it is estimated as
+``-E_q[log q]`` with the same samples. Mixtures draw stratified samples (``S`` per
+component) and weight them by ``π_k/S``. The expected log joint is estimated with
 reparameterised samples ``z = T(params, noise)`` from fixed standard-normal ``noise`` (common
 random numbers), so the estimate is a smooth function of the parameters and its gradient
 (taken by any autodiff backend) is an unbiased estimate of the ELBO's gradient with respect
@@ -21,7 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from surrogate_natgrad._compat import Array, linalg, namespace
+from surrogate_natgrad._compat import Array, linalg, namespace, stop_gradient
+from surrogate_natgrad._tree import tree_map
 from surrogate_natgrad.errors import DataError
 
 __all__ = ["ELBOTerms", "estimate_elbo", "expected_log_gaussian", "gaussian_entropy"]
@@ -161,8 +164,8 @@ def estimate_elbo(family: Any, params: Any, terms: Any, noise: Any = None) -> Ar
 
     Parameters
     ----------
-    family : GaussianVariational or SkewNormalVariational
-        The variational family.
+    family : VariationalFamily
+        The variational family (Gaussian, skew-normal, skew-t, skew-normal mixture).
     params : named tuple of arrays
         Its parameters (traced values stay differentiable).
     terms : ELBOTerms, model or callable
@@ -178,18 +181,47 @@ def estimate_elbo(family: Any, params: Any, terms: Any, noise: Any = None) -> Ar
         the samples, plus the closed-form parts and the entropy.
     """
     terms = ELBOTerms.from_model(terms)
-    entropy = family.entropy(params)
+    closed_form_entropy = getattr(family, "closed_form_entropy", True)
+    if terms.expected_log_joint is not None and closed_form_entropy:
+        mean, cov = family.moments(params)
+        return terms.expected_log_joint(mean, cov) + family.entropy(params)
+    if noise is None:
+        raise DataError(
+            "noise is needed to estimate the ELBO of a model without closed form (or of a "
+            "family whose entropy has no closed form)"
+        )
+    weighted = getattr(family, "weighted_samples", None)
+    if weighted is not None:
+        samples, sample_weights = weighted(params, noise)
+    else:
+        samples, sample_weights = family.sample_from_noise(params, noise), None
+    xp = namespace(samples)
+    n_samples = int(samples.shape[0])
+
+    def average(values: Array) -> Array:
+        if sample_weights is None:
+            return xp.mean(values)
+        return xp.sum(sample_weights * values)
+
+    entropy_estimate = getattr(family, "entropy_estimate", None)
+    if closed_form_entropy:
+        entropy = family.entropy(params)
+    elif entropy_estimate is not None:
+        # A family-specific estimate on the same draws (the skew-t: exact in Ω).
+        entropy = entropy_estimate(params, noise)
+    else:
+        # -E_q[log q] on the same samples, differentiated only through the samples ("sticking
+        # the landing", Roeder, Wu & Duvenaud 2017): the dropped score term E_q[∇_θ log q_θ]
+        # is zero in expectation, so the gradient stays unbiased, and its variance vanishes
+        # as q approaches the posterior. The value is unchanged.
+        frozen = tree_map(stop_gradient, params)
+        entropy = -average(family.log_prob(frozen, samples))
     if terms.expected_log_joint is not None:
         mean, cov = family.moments(params)
         return terms.expected_log_joint(mean, cov) + entropy
-    if noise is None:
-        raise DataError("noise is needed to estimate the ELBO of a model without closed form")
-    samples = family.sample_from_noise(params, noise)
-    xp = namespace(samples)
-    n_samples = int(samples.shape[0])
     if terms.log_likelihood is not None and terms.expected_log_prior is not None:
         mean, cov = family.moments(params)
         values = _check_values(terms.log_likelihood(samples), n_samples)
-        return xp.mean(values) + terms.expected_log_prior(mean, cov) + entropy
+        return average(values) + terms.expected_log_prior(mean, cov) + entropy
     values = _check_values(terms.log_joint(samples), n_samples)
-    return xp.mean(values) + entropy
+    return average(values) + entropy

@@ -23,13 +23,16 @@ can score many parameter values (and be differentiated through).
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, ClassVar, NamedTuple
 
 from surrogate_natgrad import special
-from surrogate_natgrad._compat import Array, asarray, linalg, namespace
+from surrogate_natgrad._compat import Array, asarray, device, linalg, namespace
 from surrogate_natgrad.errors import DataError
-from surrogate_natgrad.families.gaussian import GaussianStandard
+from surrogate_natgrad.families.gaussian import Gaussian, GaussianStandard
 from surrogate_natgrad.families.mcef import SkewNormalMCEFStandard
+from surrogate_natgrad.maps import Identity, SurrogateMap
 from surrogate_natgrad.vi._quadrature import gauss_legendre, normal_expectation
 
 __all__ = [
@@ -77,10 +80,23 @@ class VariationalNoise(NamedTuple):
         Draws of ``ε ~ N(0, I)``.
     mixing : array, shape (S,), or None
         Draws of the mixing variable ``w ~ N(0, 1)`` (skew-normal), None for a Gaussian.
+    uniform : array, shape (S,), or None
+        Draws of ``u ~ U(0, 1)`` turned into gamma variates by the quantile function
+        (skew-t), None otherwise.
+
+    Notes
+    -----
+    Mixture families stratify: their draws carry a leading component axis, ``(K, S, d)``
+    and ``(K, S)``.
     """
 
     normal: Array
     mixing: Array | None = None
+    uniform: Array | None = None
+
+
+def _device_of(x: Array) -> Any:
+    return device(x)
 
 
 def _matvec(matrix: Array, vector: Array) -> Array:
@@ -152,7 +168,154 @@ def skew_normal_from_conditional(conditional: SkewNormalMCEFStandard) -> SkewNor
     return SkewNormalParams(conditional.location, scale, shape)
 
 
-class GaussianVariational:
+#: Square-root parameterisations of a scale matrix for first-order baselines.
+PARAMETERIZATIONS = ("cholesky", "precision")
+
+
+def scale_to_factor(scale: Array, parameterization: str = "cholesky") -> Array:
+    """Return a square root ``W`` of ``Ω`` (``"cholesky"``) or of ``Ω⁻¹`` (``"precision"``).
+
+    Parameters
+    ----------
+    scale : array, shape (..., d, d)
+        Symmetric positive-definite scale matrices.
+    parameterization : {"cholesky", "precision"}, optional
+        ``Ω = WWᵀ`` or ``Ω⁻¹ = WWᵀ``.
+
+    Returns
+    -------
+    array, shape (..., d, d)
+        The lower Cholesky factor of ``Ω`` or of ``Ω⁻¹``.
+    """
+    chol = linalg.cholesky(linalg.symmetrize(scale))
+    if parameterization == "precision":
+        return linalg.cholesky(linalg.cho_inverse(chol))
+    return chol
+
+
+def factor_to_scale(factor: Array, parameterization: str = "cholesky") -> Array:
+    """Return ``Ω = WWᵀ`` (``"cholesky"``) or ``Ω = (WWᵀ)⁻¹`` (``"precision"``).
+
+    ``W`` is any square matrix (first-order baselines update it freely).
+
+    Parameters
+    ----------
+    factor : array, shape (..., d, d)
+        The square root ``W``.
+    parameterization : {"cholesky", "precision"}, optional
+        As in :func:`scale_to_factor`.
+
+    Returns
+    -------
+    array, shape (..., d, d)
+        The scale matrices.
+    """
+    xp = namespace(factor)
+    gram = factor @ xp.linalg.matrix_transpose(factor)
+    if parameterization == "precision":
+        return linalg.cho_inverse(linalg.cholesky(gram))
+    return gram
+
+
+class VariationalFamily:
+    """Base of the variational families: the protocol :func:`fit_vi` relies on.
+
+    Subclasses define ``name``, ``params_type``, ``param_names`` and the methods
+    ``check_params``, ``draw_noise``, ``sample_from_noise``, ``entropy`` (when
+    ``closed_form_entropy``), ``moments``, ``log_prob``, ``to_dict``, ``from_dict``,
+    ``default_params``, ``surrogate_map``, ``surrogate_start``, ``to_unconstrained`` and
+    ``from_unconstrained``. The defaults here suit single-component families.
+
+    Attributes
+    ----------
+    closed_form_entropy : bool
+        Whether :meth:`entropy` is exact (up to quadrature); otherwise the ELBO estimates
+        the entropy as ``-E_q[log q]`` with the same samples.
+    init_aliases : dict of str to str
+        Other names accepted for parameters in a starting dict (``"mean"`` for ``"loc"``).
+    """
+
+    name: ClassVar[str] = "family"
+    params_type: ClassVar[Any] = tuple
+    param_names: ClassVar[tuple[str, ...]] = ()
+    closed_form_entropy: ClassVar[bool] = True
+    init_aliases: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    dim: int
+
+    def optional_defaults(self, like: Array) -> dict[str, Array]:
+        """Return values for parameters a starting dict may omit (none by default).
+
+        Parameters
+        ----------
+        like : array
+            Reference array (namespace, dtype, device).
+
+        Returns
+        -------
+        dict of str to array
+        """
+        return {}
+
+    def weighted_samples(self, params: Any, noise: VariationalNoise) -> tuple[Array, Array | None]:
+        """Return reparameterised samples ``(M, d)`` and their weights (None: equal weights).
+
+        Parameters
+        ----------
+        params : named tuple of arrays
+            The family's parameters.
+        noise : VariationalNoise
+            Draws from :meth:`draw_noise`.
+
+        Returns
+        -------
+        samples : array, shape (M, d)
+        weights : array, shape (M,), or None
+            Weights summing to one (stratified mixtures), or None for a plain average.
+        """
+        return self.sample_from_noise(params, noise), None
+
+    def sample_from_noise(self, params: Any, noise: VariationalNoise) -> Array:
+        """Return reparameterised samples for ``params`` from the draws ``noise``.
+
+        Parameters
+        ----------
+        params : named tuple of arrays
+        noise : VariationalNoise
+
+        Returns
+        -------
+        array
+        """
+        raise NotImplementedError
+
+    def project(self, params: Any) -> Any:
+        """Return ``params`` moved back into the family's admissible set, or None if inside.
+
+        Parameters
+        ----------
+        params : named tuple of arrays
+
+        Returns
+        -------
+        named tuple of arrays or None
+        """
+        return None
+
+    def project_unconstrained(self, values: dict[str, Array]) -> dict[str, Array] | None:
+        """As :meth:`project`, in the coordinates of :meth:`to_unconstrained`.
+
+        Parameters
+        ----------
+        values : dict of str to array
+
+        Returns
+        -------
+        dict of str to array or None
+        """
+        return None
+
+
+class GaussianVariational(VariationalFamily):
     """Full-covariance Gaussian variational family ``N(μ, Σ)``.
 
     Parameters
@@ -163,6 +326,87 @@ class GaussianVariational:
 
     name = "gaussian"
     params_type = GaussianStandard
+
+    param_names = ("mean", "cov")
+    init_aliases = MappingProxyType({"loc": "mean", "scale": "cov"})
+
+    def default_params(self, like: Array) -> GaussianStandard:
+        """Return the default start ``N(0, I)`` in ``like``'s namespace, dtype and device.
+
+        Parameters
+        ----------
+        like : array
+            Reference array.
+
+        Returns
+        -------
+        GaussianStandard
+        """
+        xp = namespace(like)
+        dev = _device_of(like)
+        return GaussianStandard(
+            xp.zeros((self.dim,), dtype=like.dtype, device=dev),
+            xp.eye(self.dim, dtype=like.dtype, device=dev),
+        )
+
+    def surrogate_map(self) -> SurrogateMap:
+        """Return SNGD's map: the Gaussian surrogate is the family itself.
+
+        Returns
+        -------
+        SurrogateMap
+        """
+        return SurrogateMap(
+            family=Gaussian(self.dim),
+            to_target=lambda standard, aux: GaussianStandard(standard[0], standard[1]),
+        )
+
+    def surrogate_start(self, params: GaussianStandard) -> tuple[Any, Any]:
+        """Return the surrogate's standard parameters and the (empty) auxiliary values.
+
+        Parameters
+        ----------
+        params : GaussianStandard
+
+        Returns
+        -------
+        tuple
+            ``(GaussianStandard(mean, cov), ())``.
+        """
+        return GaussianStandard(params[0], params[1]), ()
+
+    def to_unconstrained(
+        self, params: GaussianStandard, parameterization: str = "cholesky"
+    ) -> dict[str, Array]:
+        """Return Adam's coordinates ``{"loc": μ, "factor": W}``.
+
+        Parameters
+        ----------
+        params : GaussianStandard
+        parameterization : {"cholesky", "precision"}, optional
+            ``Σ = WWᵀ`` or ``Σ⁻¹ = WWᵀ``.
+
+        Returns
+        -------
+        dict of str to array
+        """
+        return {"loc": params[0], "factor": scale_to_factor(params[1], parameterization)}
+
+    def from_unconstrained(
+        self, values: dict[str, Array], parameterization: str = "cholesky"
+    ) -> GaussianStandard:
+        """Invert :meth:`to_unconstrained`.
+
+        Parameters
+        ----------
+        values : dict of str to array
+        parameterization : {"cholesky", "precision"}, optional
+
+        Returns
+        -------
+        GaussianStandard
+        """
+        return GaussianStandard(values["loc"], factor_to_scale(values["factor"], parameterization))
 
     def __init__(self, dim: int) -> None:
         if isinstance(dim, bool) or int(dim) != dim or dim < 1:
@@ -324,7 +568,7 @@ class GaussianVariational:
         return self.check_params(GaussianStandard(values["mean"], values["cov"]))
 
 
-class SkewNormalVariational:
+class SkewNormalVariational(VariationalFamily):
     """Multivariate skew-normal variational family (Azzalini's parameterisation).
 
     Parameters
@@ -343,6 +587,108 @@ class SkewNormalVariational:
 
     name = "skew_normal"
     params_type = SkewNormalParams
+
+    param_names = ("loc", "scale", "shape")
+    init_aliases = MappingProxyType({"mean": "loc", "cov": "scale"})
+
+    def optional_defaults(self, like: Array) -> dict[str, Array]:
+        """Return ``{"shape": 0}``: a start without skewness is a Gaussian.
+
+        Parameters
+        ----------
+        like : array
+            Reference array.
+
+        Returns
+        -------
+        dict of str to array
+        """
+        xp = namespace(like)
+        return {"shape": xp.zeros((self.dim,), dtype=like.dtype, device=_device_of(like))}
+
+    def default_params(self, like: Array) -> SkewNormalParams:
+        """Return the default start ``ξ = 0``, ``Ω = I``, ``η_s = 0``.
+
+        Parameters
+        ----------
+        like : array
+            Reference array.
+
+        Returns
+        -------
+        SkewNormalParams
+        """
+        mean, cov = GaussianVariational(self.dim).default_params(like)
+        return SkewNormalParams(mean, cov, self.optional_defaults(like)["shape"])
+
+    def surrogate_map(self) -> SurrogateMap:
+        """Return SNGD's map: Gaussian ``N(ξ, Ω)`` with ``η_s`` auxiliary.
+
+        Returns
+        -------
+        SurrogateMap
+        """
+        return SurrogateMap(
+            family=Gaussian(self.dim),
+            to_target=lambda standard, aux: SkewNormalParams(
+                standard[0], standard[1], aux["shape"]
+            ),
+            aux_transforms={"shape": Identity()},
+        )
+
+    def surrogate_start(self, params: Any) -> tuple[Any, Any]:
+        """Return ``(GaussianStandard(ξ, Ω), {"shape": η_s})``.
+
+        Parameters
+        ----------
+        params : SkewNormalParams or SkewNormalMCEFStandard
+
+        Returns
+        -------
+        tuple
+        """
+        if isinstance(params, SkewNormalMCEFStandard):
+            params = skew_normal_from_conditional(params)
+        return GaussianStandard(params.loc, params.scale), {"shape": params.shape}
+
+    def to_unconstrained(self, params: Any, parameterization: str = "cholesky") -> dict[str, Array]:
+        """Return Adam's coordinates ``{"loc", "factor", "shape"}``.
+
+        Parameters
+        ----------
+        params : SkewNormalParams
+        parameterization : {"cholesky", "precision"}, optional
+            ``Ω = WWᵀ`` or ``Ω⁻¹ = WWᵀ``.
+
+        Returns
+        -------
+        dict of str to array
+        """
+        if isinstance(params, SkewNormalMCEFStandard):
+            params = skew_normal_from_conditional(params)
+        return {
+            "loc": params.loc,
+            "factor": scale_to_factor(params.scale, parameterization),
+            "shape": params.shape,
+        }
+
+    def from_unconstrained(
+        self, values: dict[str, Array], parameterization: str = "cholesky"
+    ) -> SkewNormalParams:
+        """Invert :meth:`to_unconstrained`.
+
+        Parameters
+        ----------
+        values : dict of str to array
+        parameterization : {"cholesky", "precision"}, optional
+
+        Returns
+        -------
+        SkewNormalParams
+        """
+        return SkewNormalParams(
+            values["loc"], factor_to_scale(values["factor"], parameterization), values["shape"]
+        )
 
     def __init__(self, dim: int, quadrature_order: int = 100) -> None:
         if isinstance(dim, bool) or int(dim) != dim or dim < 1:
@@ -710,23 +1056,27 @@ class VariationalApproximation:
 
 
 def antithetic_noise(noise: VariationalNoise) -> VariationalNoise:
-    """Return ``noise`` followed by its mirror image ``-ε`` (the mixing draws repeated).
+    """Return ``noise`` followed by its mirror image ``-ε`` (the other draws repeated).
 
-    Pairs ``(w, ε)`` and ``(w, -ε)`` cancel the part of a reparameterised gradient that is
-    linear in ``ε`` (the gradient at the location times the noise), which dominates the
-    variance of the scale-matrix gradient far from the optimum; the estimate stays unbiased.
+    Pairs ``(w, u, ε)`` and ``(w, u, -ε)`` cancel the part of a reparameterised gradient
+    that is linear in ``ε`` (the gradient at the location times the noise), which dominates
+    the variance of the scale-matrix gradient far from the optimum; the estimate stays
+    unbiased.
 
     Parameters
     ----------
     noise : VariationalNoise
-        Draws with ``S`` rows.
+        Draws with ``S`` samples (per component for mixtures).
 
     Returns
     -------
     VariationalNoise
-        ``2S`` rows.
+        ``2S`` samples.
     """
     xp = namespace(noise.normal)
-    normal = xp.concat([noise.normal, -noise.normal], axis=0)
-    mixing = None if noise.mixing is None else xp.concat([noise.mixing, noise.mixing], axis=0)
-    return VariationalNoise(normal, mixing)
+    normal = xp.concat([noise.normal, -noise.normal], axis=-2)
+
+    def twice(values: Array | None) -> Array | None:
+        return None if values is None else xp.concat([values, values], axis=-1)
+
+    return VariationalNoise(normal, twice(noise.mixing), twice(noise.uniform))
