@@ -386,6 +386,31 @@ class Distribution:
         return -xp.sum(log_probs * weights, axis=-1) / xp.sum(weights)
 
     @classmethod
+    def closed_form_backend(
+        cls, data: Array, frequencies: Array | None = None, *, form: str = "mle"
+    ) -> Any:
+        """Return an autodiff backend with SNGD's gradient in closed form, or None.
+
+        Optional member of the fit protocol: :func:`~surrogate_natgrad.fit` uses it for
+        full-batch SNGD fits of NumPy data when no ``backend`` is given, sparing autograd's
+        tracing. The default (None) means "differentiate :meth:`mean_nll` with autodiff".
+
+        Parameters
+        ----------
+        data : array
+            Observations (distinct values when ``frequencies`` is given).
+        frequencies : array, optional
+            How often each value of ``data`` occurs.
+        form : str, optional
+            The coordinates of the gradient (``"mle"``: SNGD's MLE form).
+
+        Returns
+        -------
+        AutodiffBackend or None
+        """
+        return None
+
+    @classmethod
     def boundary_message(cls, params: Mapping[str, Array]) -> str | None:
         """Say which parameters sit at the edge of the domain, or return None.
 

@@ -12,8 +12,16 @@ import math
 from typing import Any, NamedTuple
 
 from surrogate_natgrad import autodiff, special
-from surrogate_natgrad._compat import Array, dtype_tolerance, namespace
-from surrogate_natgrad.families._base import ExponentialFamily, all_true
+from surrogate_natgrad._compat import (
+    Array,
+    array_library_name,
+    asarray,
+    dtype_tolerance,
+    namespace,
+    size,
+)
+from surrogate_natgrad._compat.control_flow import while_loop
+from surrogate_natgrad.families._base import ExponentialFamily
 from surrogate_natgrad.families.gaussian import _size_tuple
 
 __all__ = ["Gamma", "GammaMean", "GammaNatural", "GammaStandard", "digamma_minus_log"]
@@ -118,15 +126,92 @@ def _digamma_minus_log_derivative(alpha: Array) -> Array:
     return xp.where(large, series_derivative, direct)
 
 
+def _shift_count(xp: Any, alpha: Array) -> int:
+    """Recurrence steps that bring every finite α to ``_SERIES_FROM`` or beyond.
+
+    NumPy arrays are read once (one scalar, free on the host) so that most calls skip
+    needless steps; other libraries (traced values, devices, where reading back would
+    synchronise) get the full count, harmless for elements already shifted far enough.
+    """
+    most = int(_SERIES_FROM)
+    if array_library_name(xp) != "numpy":
+        return most
+    try:
+        finite = xp.where(xp.isfinite(alpha), alpha, xp.full_like(alpha, _SERIES_FROM))
+        smallest = float(xp.min(finite))
+    except Exception:
+        return most
+    if not math.isfinite(smallest):
+        return most
+    return max(0, min(most, math.ceil(_SERIES_FROM - smallest)))
+
+
+def _digamma_minus_log_terms(alpha: Array) -> tuple[Array, Array]:
+    """Return ``ψ(α) - log α`` and ``α² (ψ'(α) - 1/α)`` with elementary operations only.
+
+    The Newton solve of :func:`_solve_shape` needs both at every iteration; special-function
+    calls (NumPy's ``polygamma`` goes through a slow Hurwitz zeta) would cost most of a fit.
+    Below ``_SERIES_FROM`` the recurrences ``ψ(α) = ψ(α + 1) - 1/α`` and
+    ``ψ'(α) = ψ'(α + 1) + 1/α²`` shift α to ``z ≥ _SERIES_FROM`` (all shifts at once, along
+    a trailing axis), where the asymptotic series is accurate to a few ulps; where α needs
+    no shift, ``log(z/α)`` is exactly 0 and the value has no cancellation. The derivative is
+    returned scaled by α², which stays finite for every positive α (``ψ'(α) ~ 1/α²``
+    overflows below 1e-154) and is the slope the Newton step in ``1/α`` needs.
+    Differentiable (plain arithmetic and ``where``).
+    """
+    xp = namespace(alpha=alpha)
+    count = _shift_count(xp, alpha)
+    z = alpha
+    reciprocal_sum: Array | float = 0.0  # Σ_k 1/(α + k) over the shifts
+    ratio_square_sum: Array | float = 0.0  # Σ_k (α / (α + k))²
+    if count:
+        offsets = asarray([float(k) for k in range(count)], xp, dtype=alpha.dtype, like=alpha)
+        column = xp.reshape(alpha, (*alpha.shape, 1))
+        shifted = column + offsets
+        below = shifted < _SERIES_FROM
+        inverse = xp.where(below, 1.0 / shifted, xp.zeros_like(shifted))
+        ratio = column * inverse
+        reciprocal_sum = xp.sum(inverse, axis=-1)
+        ratio_square_sum = xp.sum(ratio * ratio, axis=-1)
+        z = alpha + xp.sum(xp.astype(below, alpha.dtype), axis=-1)
+    inverse_z = 1.0 / z
+    inverse_sq = inverse_z * inverse_z
+    # Horner in 1/z²: ψ(z) - log z = -1/(2z) + Σ_k c_k z^(-2k) and
+    # z² (ψ'(z) - 1/z) = 1/2 - (1/z) Σ_k 2k c_k z^(2 - 2k).
+    value_poly: Array | float = _SERIES[-1]
+    slope_poly: Array | float = 2 * len(_SERIES) * _SERIES[-1]
+    for k in range(len(_SERIES) - 1, 0, -1):
+        value_poly = _SERIES[k - 1] + inverse_sq * value_poly
+        slope_poly = 2 * k * _SERIES[k - 1] + inverse_sq * slope_poly
+    series_value = inverse_sq * value_poly - 0.5 * inverse_z
+    scaled_series_slope = 0.5 - inverse_z * slope_poly
+    value = series_value + xp.log(z / alpha) - reciprocal_sum
+    # α² ψ'(α) - α = (α/z)² z² (ψ'(z) - 1/z) + α²/z - α + Σ_k (α/(α + k))²
+    ratio_z = alpha * inverse_z
+    scaled_slope = (
+        ratio_z * ratio_z * scaled_series_slope - ratio_z * (z - alpha) + ratio_square_sum
+    )
+    return value, scaled_slope
+
+
 def _solve_shape(mean_log: Array, mean: Array) -> Array:
     """Solve ``ψ(α) - log α = mean_log - log(mean)`` for α (untraced, vectorised).
 
     With ``s = log(mean) - mean_log > 0`` the root lies in ``[1/(2s), 1/s]`` (from
-    ``1/(2α) < log α - ψ(α) < 1/α``). Start from Minka's approximation, then run Newton
-    with g' = ψ'(α) - 1/α, falling back to geometric bisection whenever a step leaves the
-    bracket. Stops when the relative step falls below a tolerance derived from the dtype.
+    ``1/(2α) < log α - ψ(α) < 1/α``). Start from Minka's approximation, then run Newton in
+    ``u = 1/α`` (Minka's generalised Newton: ``log α - ψ(α)`` is nearly linear in ``1/α``
+    for small and large α alike, so two or three steps reach full precision), falling
+    back to geometric bisection whenever a step leaves the bracket. An element stops after
+    a Newton step shorter than ``eps**0.75`` relative: Newton converges quadratically, so
+    its remaining error is then far below ``eps``.
+
+    The iteration is a :func:`~surrogate_natgrad._compat.control_flow.while_loop`: under
+    ``jax.jit`` it compiles to one ``lax.while_loop`` instead of an unrolled Python loop.
     """
     xp = namespace(mean_log, mean)
+    remembered = _remembered_shape(xp, mean_log, mean)
+    if remembered is not None:
+        return remembered
     gap = xp.log(mean) - mean_log
     # Outside the domain (gap <= 0) the bracket is empty: NaN, as for any invalid input,
     # rather than a clip with lower > upper (which some array libraries refuse).
@@ -134,28 +219,86 @@ def _solve_shape(mean_log: Array, mean: Array) -> Array:
     lower, upper = 0.5 / gap, 1.0 / gap
     alpha = (3.0 - gap + xp.sqrt((gap - 3.0) ** 2 + 24.0 * gap)) / (12.0 * gap)
     alpha = xp.clip(alpha, lower, upper)
-    tolerance = dtype_tolerance(xp, alpha.dtype, power=1.0, factor=4.0)
-    active = xp.isfinite(alpha)
-    for _ in range(60):
-        residual = digamma_minus_log(alpha) + gap
-        slope = _digamma_minus_log_derivative(alpha)
+    tolerance = dtype_tolerance(xp, alpha.dtype, power=0.75)
+
+    def newton(state: tuple[Array, Array, Array, Array]) -> tuple[Array, Array, Array, Array]:
+        alpha, lower, upper, active = state
+        value, scaled_slope = _digamma_minus_log_terms(alpha)
+        residual = value + gap  # increasing in α
         lower = xp.where(residual < 0, alpha, lower)
         upper = xp.where(residual > 0, alpha, upper)
-        candidate = alpha - residual / slope
-        outside = ~((candidate > lower) & (candidate < upper)) | ~xp.isfinite(candidate)
-        candidate = xp.where(outside, xp.sqrt(lower * upper), candidate)
-        step = xp.abs(candidate - alpha)
-        candidate = xp.where(residual == 0, alpha, candidate)
+        candidate = 1.0 / (1.0 / alpha + residual / scaled_slope)
+        newton_ok = (candidate >= lower) & (candidate <= upper) & xp.isfinite(candidate)
+        candidate = xp.where(newton_ok, candidate, xp.sqrt(lower * upper))
+        # Only a short Newton step proves convergence (a short bisection step does not).
+        done = newton_ok & (xp.abs(candidate - alpha) <= tolerance * alpha)
         alpha = xp.where(active, candidate, alpha)
-        active = active & (step > tolerance * alpha)
-        if all_true(~active):
-            break
+        return alpha, lower, upper, active & ~done
+
+    state = (alpha, lower, upper, xp.isfinite(alpha))
+    alpha = while_loop(lambda s: xp.any(s[3]), newton, state, max_iter=60)[0]
+    _remember_shape(xp, mean_log, mean, alpha)
     return alpha
+
+
+# The last small NumPy solve, as (mean_log, mean, shape), copies of the arrays. A fit asks
+# for the same point several times per iteration (the SNGD direction, the line search's
+# current point, the reported parameters); the answer is a pure function of the values,
+# so a value comparison (a few microseconds) can stand in for a solve (a few hundred).
+_LAST_SOLVE: tuple[Array, Array, Array] | None = None
+_REMEMBER_AT_MOST = 16
+
+
+def _memoisable(xp: Any, mean_log: Array, mean: Array) -> bool:
+    # Only eager NumPy arrays: reading values back is free there, never a device sync.
+    return (
+        array_library_name(xp) == "numpy"
+        and mean_log.shape == mean.shape
+        and size(mean) <= _REMEMBER_AT_MOST
+    )
+
+
+def _remembered_shape(xp: Any, mean_log: Array, mean: Array) -> Array | None:
+    last = _LAST_SOLVE  # one read: another thread may replace it meanwhile
+    if last is None or not _memoisable(xp, mean_log, mean):
+        return None
+    last_mean_log, last_mean, shape = last
+    if (
+        last_mean.shape != mean.shape
+        or last_mean.dtype != mean.dtype
+        or last_mean_log.dtype != mean_log.dtype
+        or not bool(xp.all(last_mean_log == mean_log))
+        or not bool(xp.all(last_mean == mean))
+    ):
+        return None
+    return xp.asarray(shape, copy=True)
+
+
+def _remember_shape(xp: Any, mean_log: Array, mean: Array, shape: Array) -> None:
+    global _LAST_SOLVE
+    if _memoisable(xp, mean_log, mean):
+        _LAST_SOLVE = (
+            xp.asarray(mean_log, copy=True),
+            xp.asarray(mean, copy=True),
+            xp.asarray(shape, copy=True),
+        )
 
 
 def _shape_residual(alpha: Array, mean_log: Array, mean: Array) -> Array:
     xp = namespace(alpha, mean_log, mean)
     return digamma_minus_log(alpha) + xp.log(mean) - mean_log
+
+
+def _shape_residual_partials(
+    alpha: Array, mean_log: Array, mean: Array
+) -> tuple[Array, Array, Array]:
+    """``∂r/∂α = ψ'(α) - 1/α``, ``∂r/∂m₁ = -1``, ``∂r/∂m₂ = 1/m₂`` of :func:`_shape_residual`.
+
+    In closed form, so that the implicit-function derivative needs no autodiff pass.
+    """
+    _, scaled_slope = _digamma_minus_log_terms(alpha)
+    slope = scaled_slope / (alpha * alpha)
+    return slope, -1.0 + 0.0 * slope, 1.0 / mean + 0.0 * slope
 
 
 class Gamma(ExponentialFamily):
@@ -194,7 +337,13 @@ class Gamma(ExponentialFamily):
 
     def mean_to_standard(self, mean: GammaMean) -> GammaStandard:
         """Return ``(α, α/m₂)`` with α from a bracketed Newton solve (IFT derivative)."""
-        shape = autodiff.implicit_root(_shape_residual, _solve_shape, mean.mean_log, mean.mean)
+        shape = autodiff.implicit_root(
+            _shape_residual,
+            _solve_shape,
+            mean.mean_log,
+            mean.mean,
+            residual_partials=_shape_residual_partials,
+        )
         return GammaStandard(shape, shape / mean.mean)
 
     def mean_to_natural(self, mean: GammaMean) -> GammaNatural:

@@ -562,6 +562,26 @@ def fit(
     target = _initial_params(cls, init, counts, options)
     if grid_size is None:
         grid_size = cls.default_grid_size(target)
+    # Count data repeat: evaluate the likelihood over distinct values with frequencies.
+    if chunked is None:
+        distinct, frequencies = _compress(counts) if cls.discrete else (counts, None)
+    else:  # the histogram of all chunks (counts), or None: the per-chunk objective
+        distinct, frequencies = chunked.distinct, chunked.frequencies
+    gradient_backend = backend
+    if (
+        backend is None
+        and method == "sngd"
+        and not minibatch
+        and distinct is not None
+        and array_library_name(xp) == "numpy"
+    ):
+        # A target whose SNGD gradient is known in closed form (the negative binomial)
+        # spares full-batch NumPy fits autograd's tracing, most of the cost of a direction
+        # (with chunked data: when the chunks reduce to a histogram, the full objective).
+        offer = getattr(cls, "closed_form_backend", None)
+        closed = offer(distinct, frequencies, form="mle") if offer is not None else None
+        if closed is not None:
+            gradient_backend = closed
     setup = _Method(
         method,
         cls,
@@ -574,13 +594,8 @@ def fit(
         grid_size=grid_size,
         mc_samples=mc_samples,
         rng=rng,
-        backend=backend,
+        backend=gradient_backend,
     )
-    # Count data repeat: evaluate the likelihood over distinct values with frequencies.
-    if chunked is None:
-        distinct, frequencies = _compress(counts) if cls.discrete else (counts, None)
-    else:  # the histogram of all chunks (counts), or None: the per-chunk objective
-        distinct, frequencies = chunked.distinct, chunked.frequencies
     if distinct is None:
         assert chunked is not None
         full_objective = setup.objective_of_target(chunked.objective())

@@ -452,6 +452,10 @@ class SNGD:
             new_aux = self._safe_aux(objective, params, state.aux, new_aux, found.loss, xp)
         loss_fn = self._loss_at(objective, new_aux)
         use_batch = self.line_search == "grid" and self.objective_batched
+        # One mean -> natural solve per grid, shared by the domain check and the loss.
+        evaluate = (
+            self._batched_domain_and_loss(objective, new_aux, params, xp) if use_batch else None
+        )
         new_params, step, status = select_step(
             params,
             found.direction,
@@ -465,8 +469,7 @@ class SNGD:
             armijo_c=self.armijo_c,
             max_halvings=self.max_halvings,
             grid_size=self.grid_size,
-            batched_loss=loss_fn if use_batch else None,
-            batched_domain=self._batched_domain(xp) if use_batch else None,
+            batched_domain_and_loss=evaluate,
         )
         like = leaves[0]
         finite = xp.logical_and(
@@ -491,21 +494,41 @@ class SNGD:
         step = xp.where(accepted, step, xp.zeros_like(step))
         return new_state, StepInfo(found.loss, step, status, grad_norm)
 
-    def _batched_domain(self, xp: Namespace) -> Any:
-        family = self.surrogate_map.family
+    def _batched_domain_and_loss(
+        self, objective: Objective, aux: Any, params: Any, xp: Namespace
+    ) -> Any:
+        """Domain flags and losses of a batch of candidates, with one conversion.
 
-        def domain(params: Any) -> Array:
+        Candidates outside the family's domain are replaced by the current point before
+        the conversion to standard parameters (a Cholesky factor or a root solve per
+        candidate, which such points could break). That conversion is done once and
+        serves both the map's domain check and the objective; candidates outside the
+        map's domain are replaced by the current point's standard parameters before the
+        objective sees them (their losses are skipped).
+        """
+        surrogate_map = self.surrogate_map
+        family = surrogate_map.family
+        constrained = surrogate_map.aux_forward(aux) if tree_leaves(aux) else aux
+
+        def evaluate(candidates: Any) -> tuple[Array, Array]:
             if self.form == "mle":
-                inside = family.in_mean_domain(params)
+                inside = family.in_mean_domain(candidates)
             else:
-                inside = family.in_natural_domain(params)
-            if self.surrogate_map.domain is not None:
-                inside = xp.logical_and(
-                    inside, self.surrogate_map.in_domain(self._standard_of(params))
-                )
-            return inside
+                inside = family.in_natural_domain(candidates)
+            count = int(inside.shape[0])
 
-        return domain
+            def pick(batched: Array, single: Array) -> Array:
+                single = xp.broadcast_to(single[None, ...], (count, *single.shape))
+                mask = xp.reshape(inside, (count,) + (1,) * (batched.ndim - 1))
+                return xp.where(mask, batched, single)
+
+            standard = self._standard_of(_tree.tree_map(pick, candidates, params))
+            if surrogate_map.domain is not None:
+                inside = xp.logical_and(inside, surrogate_map.in_domain(standard))
+            safe = _tree.tree_map(pick, standard, self._standard_of(params))
+            return inside, objective(surrogate_map.to_target(safe, constrained))
+
+        return evaluate
 
     def make_step(self, objective: Objective) -> Any:
         """Return ``step(state) -> (state, info)`` for a fixed objective.

@@ -105,6 +105,7 @@ def select_step(
     grid_size: int = 1000,
     batched_loss: LossFunction | None = None,
     batched_domain: DomainCheck | None = None,
+    batched_domain_and_loss: Callable[[Any], tuple[Array, Array]] | None = None,
 ) -> tuple[Any, Array, Array]:
     """Choose a step size and return ``(new_params, step_taken, status)``.
 
@@ -147,6 +148,13 @@ def select_step(
         Batched version of ``domain`` (shape ``(B,)``), used with ``batched_loss``.
         Out-of-domain candidates are replaced by ``params`` before ``batched_loss`` sees them
         and then skipped.
+    batched_domain_and_loss : callable, optional
+        Replaces ``batched_domain`` and ``batched_loss`` in one call, for rules whose domain
+        check and loss share expensive work (SNGD's mean → natural solve):
+        ``batched_domain_and_loss(candidates) -> (in_domain, losses)``, both of shape
+        ``(B,)``. Non-finite candidates are replaced by ``params`` first; the function must
+        keep out-of-domain candidates away from the objective itself (their losses are
+        skipped).
 
     Returns
     -------
@@ -162,6 +170,21 @@ def select_step(
     if line_search is None:
         return _fixed_step(params, direction, xp, step_size, domain, like)
     if line_search == "grid":
+        if batched_domain_and_loss is not None:
+            return _grid_step(
+                params,
+                direction,
+                xp,
+                step_size,
+                grid_size,
+                domain,
+                loss,
+                None,
+                None,
+                like,
+                current_loss,
+                batched_domain_and_loss,
+            )
         if loss is None and batched_loss is None:
             raise DataError("the grid line search needs a loss function")
         return _grid_step(
@@ -314,6 +337,7 @@ def _grid_step(
     batched_domain: DomainCheck | None,
     like: Array,
     current_loss: Array | None = None,
+    batched_domain_and_loss: Callable[[Any], tuple[Array, Array]] | None = None,
 ) -> tuple[Any, Array, Array]:
     if grid_size < 1:
         raise DataError(f"grid_size must be at least 1, got {grid_size}")
@@ -322,9 +346,17 @@ def _grid_step(
     finest = step_size / grid_size
     grid = [finest * 0.5**k for k in range(20, 0, -1)]
     grid += [step_size * (i + 1) / grid_size for i in range(grid_size)]
-    if batched_loss is not None:
+    if batched_loss is not None or batched_domain_and_loss is not None:
         return _grid_batched(
-            params, direction, xp, grid, batched_loss, batched_domain, like, current_loss
+            params,
+            direction,
+            xp,
+            grid,
+            batched_loss,
+            batched_domain,
+            like,
+            current_loss,
+            batched_domain_and_loss,
         )
     assert loss is not None
     best_step: Array | None = None
@@ -357,10 +389,11 @@ def _grid_batched(
     direction: Any,
     xp: Namespace,
     grid: list[float],
-    batched_loss: LossFunction,
+    batched_loss: LossFunction | None,
     batched_domain: DomainCheck | None,
     like: Array,
     current_loss: Array | None = None,
+    batched_domain_and_loss: Callable[[Any], tuple[Array, Array]] | None = None,
 ) -> tuple[Any, Array, Array]:
     steps = asarray(grid, xp, dtype=like.dtype, like=like)
     count = len(grid)
@@ -379,11 +412,19 @@ def _grid_batched(
         finite = leaf_ok if finite is None else xp.logical_and(finite, leaf_ok)
     valid = finite
     with quiet_floating_point():
-        if batched_domain is not None:
+        if batched_domain_and_loss is not None:
             safe = _select_rows(xp, valid, candidates, _tree.tree_map(broadcast_current, params))
-            valid = xp.logical_and(valid, batched_domain(safe))
-        safe = _select_rows(xp, valid, candidates, _tree.tree_map(broadcast_current, params))
-        losses = batched_loss(safe)
+            inside, losses = batched_domain_and_loss(safe)
+            valid = xp.logical_and(valid, inside)
+        else:
+            assert batched_loss is not None
+            if batched_domain is not None:
+                safe = _select_rows(
+                    xp, valid, candidates, _tree.tree_map(broadcast_current, params)
+                )
+                valid = xp.logical_and(valid, batched_domain(safe))
+            safe = _select_rows(xp, valid, candidates, _tree.tree_map(broadcast_current, params))
+            losses = batched_loss(safe)
     usable = xp.logical_and(valid, xp.isfinite(losses))
     if current_loss is not None:
         # Never increase the loss (a NaN current loss accepts any finite candidate).
