@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "ADAM_PARAMETERIZATIONS",
     "BACKENDS",
     "EXTRA_PROBLEMS",
     "METHODS",
@@ -556,6 +557,51 @@ def _heldout_data(problem: Any, seed: int) -> np.ndarray | None:
     return np.asarray(draws)
 
 
+#: Square-root parameterisations of the Adam baselines (``settings["adam_parameterizations"]``):
+#: ``"cholesky"`` is the target's ``to_unconstrained`` (``Ω = WᵀW``), ``"precision"`` its
+#: ``to_unconstrained_precision`` (``Ω⁻¹ = WᵀW``). A problem that names them runs Adam
+#: once per parameterisation, as ``"adam/cholesky"`` and ``"adam/precision"``.
+ADAM_PARAMETERIZATIONS = ("cholesky", "precision")
+
+_PRECISION_CLASSES: dict[type, type] = {}
+
+
+def _precision_coordinates(cls: type) -> type:
+    """``cls`` with :meth:`to_unconstrained_precision` as its baselines' coordinates.
+
+    :func:`~surrogate_natgrad.fit` runs its baselines on ``cls.to_unconstrained`` /
+    ``cls.from_unconstrained``; this subclass swaps in the precision-root pair, so the Adam
+    baseline on ``Ω⁻¹ = WᵀW`` runs through ``fit`` with the same protocol (minibatches,
+    evaluation, history) as every other method. The subclass is kept out of the registry of
+    target names (``fit("skew_normal", ...)`` still finds ``cls``).
+    """
+    cached = _PRECISION_CLASSES.get(cls)
+    if cached is not None:
+        return cached
+    if not hasattr(cls, "to_unconstrained_precision"):
+        raise NotRunnableError(
+            f"{cls.__name__} has no precision parameterisation (to_unconstrained_precision)"
+        )
+    from surrogate_natgrad.distributions import _base
+
+    saved = dict(_base._REGISTRY)
+    try:
+        target: Any = cls
+        namespace_dict = {
+            "__module__": cls.__module__,
+            "__qualname__": cls.__qualname__,
+            "__doc__": cls.__doc__,
+            "to_unconstrained": staticmethod(target.to_unconstrained_precision),
+            "from_unconstrained": staticmethod(target.from_unconstrained_precision),
+        }
+        variant = type(cls.__name__, (cls,), namespace_dict)
+    finally:  # subclassing registers the class under its name: keep the original there
+        _base._REGISTRY.clear()
+        _base._REGISTRY.update(saved)
+    _PRECISION_CLASSES[cls] = variant
+    return variant
+
+
 def _mle_runner(
     problem: Any,
     method: str,
@@ -572,6 +618,12 @@ def _mle_runner(
 
     data = to_backend(problem.data, backend, device)
     base_method, _, line_search = method.partition("/")
+    distribution = problem.distribution
+    if base_method == "adam" and line_search in ADAM_PARAMETERIZATIONS:
+        # "adam/precision": Adam on Ω⁻¹ = WᵀW (the paper's second baseline).
+        if line_search == "precision":
+            distribution = _precision_coordinates(problem.distribution)
+        line_search = ""
     options: dict[str, Any] = {
         "method": base_method,
         "init": problem.init,
@@ -593,9 +645,7 @@ def _mle_runner(
     def run(iterations: int, callback: Any = None) -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return fit(
-                problem.distribution, data, max_iter=iterations, callback=callback, **options
-            )
+            return fit(distribution, data, max_iter=iterations, callback=callback, **options)
 
     warm_start = time.perf_counter()
     try:
@@ -689,8 +739,9 @@ def _vi_runner(
     if problem.model is None:
         raise NotRunnableError(f"VI problem {problem.name} has no model")
     settings = problem.settings
+    base_method, _, variant = method.partition("/")
     options: dict[str, Any] = {
-        "method": method,
+        "method": base_method,
         "init": problem.init,
         "step_size": step_size,
         "seed": seed,
@@ -699,6 +750,8 @@ def _vi_runner(
     for key in ("n_samples", "n_samples_eval", "eval_every", "parameterization", "line_search"):
         if key in settings:
             options[key] = settings[key]
+    if variant in ADAM_PARAMETERIZATIONS:
+        options["parameterization"] = variant
     if backend != "numpy":
         options["like"] = to_backend(np.zeros(()), backend, device)
     options.update(settings.get("fit_options", {}))
@@ -917,7 +970,8 @@ def measure_floor(
     """Measure the per-step floor: one pass over the data plus one d×d Cholesky and solves.
 
     The pass over the data is the target's mean negative log-likelihood at the starting
-    parameters over every observation (for VI: the model's log joint at ``n_samples``
+    parameters over every observation, or over one minibatch when the problem runs on
+    minibatches (``settings["batch_size"]``) (for VI: the model's log joint at ``n_samples``
     points); the linear algebra is a Cholesky factorisation of a d×d SPD matrix and two
     triangular solves with a vector. Both in the benchmark's backend.
 
@@ -952,14 +1006,21 @@ def measure_floor(
 
             what = f"log joint at {n_samples} samples"
         else:
-            data = to_backend(np.asarray(problem.data), backend, device)
+            host = np.asarray(problem.data)
+            batch_size = problem.settings.get("batch_size")
+            if batch_size is not None and int(batch_size) < host.shape[0]:
+                # A minibatch step passes over one batch, not over all the data.
+                host = host[: int(batch_size)]
+                what = f"mean NLL over one minibatch of {host.shape[0]} observations"
+            else:
+                what = f"mean NLL over all {host.shape[0]} observations"
+            data = to_backend(host, backend, device)
             params = to_backend(problem.init, backend, device)
             mean_nll = problem.distribution.mean_nll
 
             def data_pass() -> Any:
                 return mean_nll(params, data)
 
-            what = f"mean NLL over all {np.asarray(problem.data).shape[0]} observations"
         rng = np.random.default_rng(0)
         factor = rng.normal(size=(dim, dim)) / math.sqrt(dim)
         spd = to_backend(factor @ factor.T + np.eye(dim), backend, device)
@@ -1144,6 +1205,18 @@ def _step_sizes(problem: Any, method: str, size: str) -> tuple[float | None, ...
     return STEP_SIZE_GRIDS[size].get(method, (None,))
 
 
+def _with_parameterizations(problem: Any, methods: Sequence[str]) -> list[str]:
+    """``methods`` with ``"adam"`` expanded to ``"adam/<p>"`` per ``adam_parameterizations``."""
+    variants = tuple(problem.settings.get("adam_parameterizations", ()))
+    out: list[str] = []
+    for method in methods:
+        if method == "adam" and variants:
+            out.extend(f"adam/{variant}" for variant in variants)
+        else:
+            out.append(method)
+    return out
+
+
 def default_methods(problem: Any) -> tuple[str, ...]:
     """The methods run on ``problem`` by default.
 
@@ -1230,11 +1303,12 @@ def run_problem(
     out["max_iter"] = max_iter
     available = METHODS.get(problem.kind, ())
     chosen = list(methods) if methods else list(default_methods(problem))
-    for method in chosen:
-        if method not in available:
+    for method in _with_parameterizations(problem, chosen):
+        if method.partition("/")[0] not in available and method not in available:
             out["skipped"][method] = f"not a method of {problem.kind} problems {available}"
             continue
-        for step_size in _step_sizes(problem, method, size):
+        grid_key = "adam" if method.partition("/")[0] == "adam" else method
+        for step_size in _step_sizes(problem, grid_key, size):
             label = f"{name} {method} step_size={step_size}"
             try:
                 runner = _runner_for(problem)

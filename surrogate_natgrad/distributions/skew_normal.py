@@ -32,7 +32,9 @@ from surrogate_natgrad._compat import (
     Namespace,
     as_float_array,
     asarray,
+    device,
     dtype_tolerance,
+    is_autograd_box,
     linalg,
     namespace,
     size,
@@ -52,6 +54,8 @@ __all__ = [
 _LOG_2 = math.log(2.0)
 _LOG_2PI = math.log(2.0 * math.pi)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+#: Up to this dimension, :func:`whiten` applies the inverse Cholesky factor to many points.
+_SMALL_DIM = 16
 
 
 def _special() -> Any:
@@ -63,6 +67,18 @@ def _special() -> Any:
 # ----------------------------------------------------------------------------------------
 # Shared helpers (also used by the skew-t)
 # ----------------------------------------------------------------------------------------
+
+
+def sum_last(x: Array) -> Array:
+    """Sum over the last axis as a product with a vector of ones.
+
+    NumPy's reduction over a short last axis (``d`` = 2..10, the data axis in front) is
+    several times slower than a matrix-vector product, which the log-densities evaluate on
+    every point of every line-search candidate.
+    """
+    xp = namespace(x)
+    ones = xp.ones_like(x[(0,) * (x.ndim - 1) + (...,)])
+    return x @ ones
 
 
 def whiten(chol: Array, residual: Array) -> Array:
@@ -98,6 +114,14 @@ def whiten(chol: Array, residual: Array) -> Array:
     columns = math.prod(outer[n_outer - shared :])
     rhs = xp.reshape(residual, (*lead, columns, dim))
     factor = xp.reshape(chol, (*padded[: n_outer - shared], dim, dim))
+    if dim <= _SMALL_DIM and columns >= 8 * dim:
+        # Many points in a small dimension: invert the d×d factor (one tiny triangular solve)
+        # and apply it as one matrix product; a triangular solve with 10⁵ right-hand sides of
+        # length 3 spends its time transposing and looping, not solving.
+        where = None if is_autograd_box(factor) else device(factor)
+        eye = xp.eye(dim, dtype=factor.dtype, device=where)
+        inverse_factor = linalg.solve_triangular(factor, eye + xp.zeros_like(factor), lower=True)
+        return xp.reshape(rhs @ xp.linalg.matrix_transpose(inverse_factor), (*outer, dim))
     solved = linalg.solve_triangular(factor, xp.linalg.matrix_transpose(rhs), lower=True)
     return xp.reshape(xp.linalg.matrix_transpose(solved), (*outer, dim))
 
@@ -113,7 +137,7 @@ def scale_terms(loc: Array, scale: Array, x: Array) -> tuple[Array, Array, Array
     chol = linalg.cholesky(scale)
     residual = x - loc
     whitened = whiten(chol, residual)
-    quadratic = xp.sum(whitened * whitened, axis=-1)
+    quadratic = sum_last(whitened * whitened)
     omega = xp.sqrt(xp.linalg.diagonal(scale))
     return residual, quadratic, linalg.logdet_from_cholesky(chol), omega
 
@@ -310,16 +334,28 @@ def skew_normal_logpdf(x: Array, loc: Array, scale: Array, alpha: Array) -> Arra
     accurate far in the lower tail.
     """
     special = _special()
-    xp = namespace(x, loc, scale, alpha)
+    namespace(x, loc, scale, alpha)  # mixed libraries or devices raise BackendError
     residual, quadratic, logdet, omega = scale_terms(loc, scale, x)
     dim = int(x.shape[-1])
-    projection = xp.sum((alpha / omega) * residual, axis=-1)
+    projection = sum_last((alpha / omega) * residual)
     return (
         _LOG_2
         - 0.5 * dim * _LOG_2PI
         - 0.5 * logdet
         - 0.5 * quadratic
         + special.log_ndtr(projection)
+    )
+
+
+def _skew_normal_pointwise(parts: Mapping[str, Array], dim: int) -> Array:
+    """Skew-normal log-densities from ``Q``, ``z``, ``log|Ω|`` (see :func:`quadratic_form_nll`)."""
+    special = _special()
+    return (
+        _LOG_2
+        - 0.5 * dim * _LOG_2PI
+        - 0.5 * parts["logdet"]
+        - 0.5 * parts["quadratic"]
+        + special.log_ndtr(parts["projection"])
     )
 
 
@@ -398,6 +434,114 @@ def batched_mean_nll(
             return xp.concat(pieces, axis=0)
     expanded = _with_data_axis(params, events)
     return weighted_nll(log_prob(expanded, data), weights)
+
+
+def _autograd_traced_single(params: Mapping[str, Array], data: Array) -> bool:
+    """Whether ``params`` is one parameter set (no batch axes) traced by autograd."""
+    return (
+        any(is_autograd_box(value) for value in params.values())
+        and not is_autograd_box(data)
+        and data.ndim == 2
+        and params["loc"].ndim == 1
+        and params["scale"].ndim == 2
+        and params["alpha"].ndim == 1
+        and all(params[key].ndim == 0 for key in params if key not in ("loc", "scale", "alpha"))
+    )
+
+
+def quadratic_form_nll(
+    params: Mapping[str, Array],
+    data: Array,
+    weights: Array | None,
+    pointwise: Any,
+) -> Array:
+    """Mean NLL of a skew-elliptical density whose gradient is chained by hand through Ω.
+
+    The log-density must depend on the data only through ``Q_i = r_iᵀΩ⁻¹r_i``, the
+    projection ``z_i = (α/ω)ᵀr_i`` (``r_i = x_i - ξ``, ``ω = sqrt(diag Ω)``), ``log|Ω|`` and
+    the scalar parameters other than ``loc``/``scale``/``alpha`` (``df``):
+    ``pointwise(parts)`` returns the log-densities from ``parts = {"quadratic": Q,
+    "projection": z, "logdet": log|Ω|, **scalars}``. The result is an
+    :func:`~surrogate_natgrad.autodiff.external_function`, so a reverse pass never
+    differentiates through the Cholesky factorisation: autograd's Cholesky derivative forms
+    ``LᵀḠ`` with a non-BLAS ``einsum`` and solves two general (LU) systems, several times the
+    cost of the factorisation at d = 1000. Here the elementwise part is differentiated by
+    autodiff (cheap: vectors of length N) and chained into ``(ξ, Ω, α)`` with
+
+    - ``∂Q_i/∂ξ = -2u_i``, ``∂Q_i/∂Ω = -u_iu_iᵀ`` (``u_i = Ω⁻¹r_i``), ``∂log|Ω|/∂Ω = Ω⁻¹``,
+    - ``∂z_i/∂ξ = -α/ω``, ``∂z_i/∂α_j = r_ij/ω_j``, ``∂z_i/∂Ω_jj = -α_j r_ij / (2ω_j³)``;
+
+    the gradient with respect to ``Ω`` is the symmetric one (the density reads the
+    symmetric part of ``Ω``), as when differentiating :func:`scale_terms`.
+
+    Parameters
+    ----------
+    params : mapping
+        One parameter set (no batch axes): ``loc`` ``(d,)``, ``scale`` ``(d, d)``, ``alpha``
+        ``(d,)``, and any scalar parameters.
+    data : array, shape ``(N, d)``
+        Observations (not traced).
+    weights : array, shape ``(N,)``, optional
+        Per-observation weights.
+    pointwise : callable
+        ``pointwise(parts) -> array (N,)``, differentiable in every entry of ``parts``.
+
+    Returns
+    -------
+    array
+        The weighted mean negative log-likelihood (0-d), differentiable in every parameter.
+    """
+    from surrogate_natgrad import autodiff
+
+    def value_and_grad(values: Mapping[str, Array]) -> tuple[Array, dict[str, Array]]:
+        xp = namespace(data, *values.values())
+        scale = linalg.symmetrize(values["scale"])
+        chol = linalg.cholesky(scale)
+        residual = data - values["loc"]
+        whitened = whiten(chol, residual)
+        omega = xp.sqrt(xp.linalg.diagonal(scale))
+        slant = values["alpha"] / omega
+        parts = {
+            "quadratic": sum_last(whitened * whitened),
+            "projection": residual @ slant,
+            "logdet": linalg.logdet_from_cholesky(chol),
+        }
+        parts.update({k: v for k, v in values.items() if k not in ("loc", "scale", "alpha")})
+
+        def loss(pieces: Mapping[str, Array]) -> Array:
+            return weighted_nll(pointwise(pieces), weights)
+
+        backend = autodiff.get_backend(None, *parts.values())
+        value, grads = backend.value_and_grad(loss)(parts)
+        # u_i = Ω⁻¹ r_i = L⁻ᵀ (L⁻¹ r_i): one more triangular solve with all points at once.
+        solved = xp.linalg.matrix_transpose(
+            linalg.solve_triangular(
+                xp.linalg.matrix_transpose(chol),
+                xp.linalg.matrix_transpose(whitened),
+                lower=False,
+            )
+        )
+        grad_quadratic = grads["quadratic"]
+        grad_projection = grads["projection"]
+        projected_residual = xp.sum(residual * grad_projection[:, None], axis=0)  # Rᵀ g_z
+        grad_loc = -2.0 * xp.sum(solved * grad_quadratic[:, None], axis=0) - slant * xp.sum(
+            grad_projection
+        )
+        grad_alpha = projected_residual / omega
+        dim = int(scale.shape[-1])
+        eye = xp.eye(dim, dtype=scale.dtype)
+        diagonal = -slant * projected_residual / (2.0 * omega * omega)
+        grad_scale = (
+            grads["logdet"] * linalg.cho_inverse(chol)
+            - xp.linalg.matrix_transpose(solved * grad_quadratic[:, None]) @ solved
+            + eye * diagonal[None, :]
+        )
+        out = {"loc": grad_loc, "scale": grad_scale, "alpha": grad_alpha}
+        out.update({k: grads[k] for k in values if k not in out})
+        return value, out
+
+    primitive = autodiff.external_function(value_and_grad, name="quadratic_form_nll")
+    return primitive(dict(params))
 
 
 def _with_data_axis(params: Mapping[str, Array], names: Mapping[str, int]) -> dict[str, Array]:
@@ -555,6 +699,12 @@ class SkewNormal(Distribution):
         array
             Shape ``S``.
         """
+        if _autograd_traced_single(params, data):
+            # Under autograd, chain the gradient through Ω by hand (see quadratic_form_nll).
+            dim = int(data.shape[-1])
+            return quadratic_form_nll(
+                params, data, weights, lambda parts: _skew_normal_pointwise(parts, dim)
+            )
         events = {"loc": 1, "scale": 2, "alpha": 1}
         return batched_mean_nll(SkewNormal.log_prob_from_params, params, events, data, weights)
 
@@ -749,13 +899,17 @@ class SkewNormal(Distribution):
 
     @classmethod
     def default_grid_size(cls, params: Mapping[str, Array]) -> int:
-        """Grid line-search candidates: 100 up to ``d = 10``, then ``1000 // d`` (at least 10).
+        """Grid line-search candidates: 20 up to ``d = 50``, then ``1000 // d`` (at least 10).
 
         Every candidate costs a Cholesky factorisation and a pass over all the data, and
-        continuous data do not compress to distinct values as counts do.
+        continuous data do not compress to distinct values as counts do. A finer grid buys
+        little here: the centred map makes step 1 close to moment matching, and the slow
+        part of a fit is the auxiliary skew vector. At N = 10⁴, d = 3, 100 candidates took
+        74 iterations (8,900 evaluations over the data), 20 took 99 (4,000) and reached a
+        slightly lower loss; the 20 geometrically shrinking steps below the grid remain.
         """
         dim = int(params["loc"].shape[-1])
-        return int(max(10, min(100, 1000 // dim)))
+        return int(max(10, min(20, 1000 // dim)))
 
 
 def _no_options(cls: type, options: Mapping[str, Any]) -> None:
@@ -1099,6 +1253,7 @@ class SkewNormalMixture(Distribution):
 
     @classmethod
     def default_grid_size(cls, params: Mapping[str, Array]) -> int:
-        """Grid candidates: as :meth:`SkewNormal.default_grid_size`, divided by K."""
+        """Grid candidates: ``max(20, g // K)``, ``g = min(100, 1000 // d)`` (>= 10)."""
         k = int(params["weights"].shape[-1])
-        return max(20, SkewNormal.default_grid_size(params) // k)
+        dim = int(params["loc"].shape[-1])
+        return max(20, max(10, min(100, 1000 // dim)) // k)

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 from surrogate_natgrad._compat import Array, linalg, namespace
 from surrogate_natgrad.distributions._base import Distribution, check_parameter
 from surrogate_natgrad.distributions.skew_normal import (
+    _autograd_traced_single,
     _check_matrix_shapes,
     _check_scale,
     _finite,
@@ -34,9 +35,11 @@ from surrogate_natgrad.distributions.skew_normal import (
     _shape_tuple,
     batched_mean_nll,
     check_vectors,
+    quadratic_form_nll,
     scale_terms,
     skew_delta,
     skew_normal_draws,
+    sum_last,
 )
 from surrogate_natgrad.errors import DomainError
 
@@ -144,20 +147,28 @@ def skew_t_logpdf(x: Array, loc: Array, scale: Array, alpha: Array, df: Array) -
         Shape ``broadcast(X, S)``. No checks; differentiable in every parameter (in ``df``
         through :func:`log_t_cdf`).
     """
-    special = _special()
-    xp = namespace(x, loc, scale, alpha, df)
+    namespace(x, loc, scale, alpha, df)  # mixed libraries or devices raise BackendError
     residual, quadratic, logdet, omega = scale_terms(loc, scale, x)
     dim = int(x.shape[-1])
-    projection = xp.sum((alpha / omega) * residual, axis=-1)
+    projection = sum_last((alpha / omega) * residual)
+    parts = {"quadratic": quadratic, "projection": projection, "logdet": logdet, "df": df}
+    return _skew_t_pointwise(parts, dim)
+
+
+def _skew_t_pointwise(parts: Mapping[str, Array], dim: int) -> Array:
+    """Skew-t log-densities from ``Q``, ``z = (α/ω)ᵀ(x - ξ)``, ``log|Ω|`` and ``ν``."""
+    special = _special()
+    quadratic, df = parts["quadratic"], parts["df"]
+    xp = namespace(quadratic, df)
     df_plus = df + dim
     log_t_density = (
         special.gammaln(0.5 * df_plus)
         - special.gammaln(0.5 * df)
         - 0.5 * dim * (xp.log(df) + _LOG_PI)
-        - 0.5 * logdet
+        - 0.5 * parts["logdet"]
         - 0.5 * df_plus * xp.log1p(quadratic / df)
     )
-    argument = projection * xp.sqrt(df_plus / (quadratic + df))
+    argument = parts["projection"] * xp.sqrt(df_plus / (quadratic + df))
     return _LOG_2 + log_t_density + log_t_cdf(df_plus, argument)
 
 
@@ -269,6 +280,12 @@ class SkewT(Distribution):
         array
             Shape ``S``.
         """
+        if _autograd_traced_single(params, data):
+            # Under autograd, chain the gradient through Ω by hand (see quadratic_form_nll).
+            dim = int(data.shape[-1])
+            return quadratic_form_nll(
+                params, data, weights, lambda parts: _skew_t_pointwise(parts, dim)
+            )
         events = {"loc": 1, "scale": 2, "alpha": 1, "df": 0}
         return batched_mean_nll(SkewT.log_prob_from_params, params, events, data, weights)
 
