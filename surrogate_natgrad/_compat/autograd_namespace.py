@@ -408,8 +408,35 @@ class EighResult(NamedTuple):
     eigenvectors: Any
 
 
+@primitive
+def _cholesky_2d(x: Any) -> Any:
+    return np.linalg.cholesky(x)
+
+
+def _cholesky_2d_vjp(lower: Any, x: Any) -> Any:
+    """``Ā = sym(L⁻ᵀ Φ(LᵀL̄) L⁻¹)`` (Murray, 2016), with ``Φ`` the lower triangle, half diagonal.
+
+    autograd's own rule forms ``L⁻¹`` by general solves and contracts with ``einsum``
+    (no BLAS): about 0.4 s at d = 1000, against two triangular solves and one product
+    here. Written with autograd operations, so it can be differentiated again.
+    """
+
+    def vjp(cotangent: Any) -> Any:
+        product = anp.dot(anp.transpose(lower), cotangent)
+        phi = anp.tril(product) - 0.5 * anp.diag(anp.diag(product))
+        # L⁻ᵀ Φᵀ, then L⁻ᵀ (L⁻ᵀ Φᵀ)ᵀ = L⁻ᵀ Φ L⁻¹.
+        half = asla.solve_triangular(lower, anp.transpose(phi), trans="T", lower=True)
+        inner = asla.solve_triangular(lower, anp.transpose(half), trans="T", lower=True)
+        return 0.5 * (inner + anp.transpose(inner))
+
+    return vjp
+
+
+defvjp(_cholesky_2d, _cholesky_2d_vjp)
+
+
 def _cholesky(x: Any, /, *, upper: bool = False) -> Any:
-    lower = anp.linalg.cholesky(x)
+    lower = _cholesky_2d(x) if anp.ndim(x) == 2 else anp.linalg.cholesky(x)
     return _swap_last(lower) if upper else lower
 
 
