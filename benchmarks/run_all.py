@@ -188,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="add the jit timings to OUT/results.json (no other runs)")
     parser.add_argument("--render-only", action="store_true",
                         help="re-render the page from OUT/results.json without running")
+    parser.add_argument("--max-iter", type=int, default=None,
+                        help="iteration budget per run (default: each problem's own)")
+    parser.add_argument("--merge", action="store_true",
+                        help="add these problems to OUT/results.json instead of replacing it")
     args = parser.parse_args(argv)
 
     def log(line: str) -> None:
@@ -205,10 +209,29 @@ def main(argv: list[str] | None = None) -> int:
         write_page(results, args)
         return 0
 
+    results_path = Path(args.out) / "results.json"
+    previous = None
+    if args.merge and results_path.exists():
+        previous = json.loads(results_path.read_text())
     results = benchmarking.run_benchmarks(
         args.problems, size=args.size, backend=args.backend, out_dir=args.out, seed=args.seed,
-        log=log,
+        log=log, max_iter=args.max_iter,
     )
+    # Every problem records the run it came from, so a merged file stays traceable.
+    for result in results["problems"].values():
+        result["run"] = {
+            "created": results["created"],
+            "git": results["machine"].get("git"),
+            "max_iter": args.max_iter,
+            "size": args.size,
+            "load_average": results["machine"].get("load_average"),
+        }
+    if previous is not None:
+        merged = dict(previous["problems"])
+        merged.update(results["problems"])
+        results = {**results, "problems": merged}
+        results["settings"] = {**results["settings"], "problems": list(merged)}
+        results_path.write_text(json.dumps(results, indent=1))
     write_page(results, args)
     add_jit_timings(results, args, log)
     return 0

@@ -430,8 +430,25 @@ def _sn1_problem(seed: int = 0, size: str = "quick") -> Any:
     )
 
 
+def _d100_problem(name: str) -> Callable[..., Any]:
+    def build(seed: int = 0, size: str = "quick") -> Any:
+        from surrogate_natgrad import experiments
+
+        dim = 100 if size == "paper" else None
+        problem = experiments.get(name, seed=seed, size=size, dim=dim)
+        return dataclasses.replace(problem, name=f"{name}-D100")
+
+    build.__doc__ = f"{name} at d = 100 (N = 10,000): the size the authors' code reports."
+    return build
+
+
 #: Benchmark-only problems (beside :data:`surrogate_natgrad.experiments.PROBLEMS`).
-EXTRA_PROBLEMS: dict[str, Callable[..., Any]] = {"RANDHIE": _randhie_problem, "SN1": _sn1_problem}
+EXTRA_PROBLEMS: dict[str, Callable[..., Any]] = {
+    "RANDHIE": _randhie_problem,
+    "SN1": _sn1_problem,
+    "E3-D100": _d100_problem("E3"),
+    "E4-D100": _d100_problem("E4"),
+}
 
 
 def problem_names() -> list[str]:
@@ -1313,8 +1330,13 @@ def run_problem(
             try:
                 runner = _runner_for(problem)
                 record = runner(
-                    problem, method, step_size=step_size, max_iter=max_iter, seed=seed,
-                    backend=backend, device=device,
+                    problem,
+                    method,
+                    step_size=step_size,
+                    max_iter=max_iter,
+                    seed=seed,
+                    backend=backend,
+                    device=device,
                 )
             except NotRunnableError as exc:
                 out["skipped"][method] = str(exc)
@@ -1330,8 +1352,10 @@ def run_problem(
             try:
                 for record in peer(problem, warm_up=size == "paper"):
                     out["runs"].append(record)
-                    say(f"{name} peer {record.method}: loss {record.final_loss:.10g}, "
-                        f"{record.total_seconds:.3f} s")
+                    say(
+                        f"{name} peer {record.method}: loss {record.final_loss:.10g}, "
+                        f"{record.total_seconds:.3f} s"
+                    )
             except NotRunnableError as exc:
                 out["skipped"][peer.__name__] = str(exc)
     if floor and (problem.data is not None or problem.kind == "vi"):
@@ -1363,8 +1387,10 @@ def summarize(problem_result: Mapping[str, Any], name: str | None = None) -> dic
         (method -> list of (step size, final loss)).
     """
     name = name or problem_result.get("name", "")
-    runs = [r if isinstance(r, RunRecord) else RunRecord(**_record_fields(r))
-            for r in problem_result.get("runs", [])]
+    runs = [
+        r if isinstance(r, RunRecord) else RunRecord(**_record_fields(r))
+        for r in problem_result.get("runs", [])
+    ]
     tolerances = TOLERANCES.get(str(name), DEFAULT_TOLERANCES)
     bests = [r.best_loss for r in runs if math.isfinite(r.best_loss)]
     best = min(bests) if bests else math.nan
@@ -1431,12 +1457,20 @@ def _git_commit() -> dict[str, Any]:
     root = Path(__file__).resolve().parent.parent
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10,
+            ["git", "rev-parse", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
             check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-            capture_output=True, text=True, timeout=10, check=True,
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
@@ -1475,8 +1509,18 @@ def machine_info() -> dict[str, Any]:
     except AttributeError:
         available = os.cpu_count() or 0
     versions: dict[str, str | None] = {}
-    for package in ("surrogate_natgrad", "numpy", "scipy", "autograd", "torch", "jax", "jaxlib",
-                    "array-api-compat", "statsmodels", "matplotlib"):
+    for package in (
+        "surrogate_natgrad",
+        "numpy",
+        "scipy",
+        "autograd",
+        "torch",
+        "jax",
+        "jaxlib",
+        "array-api-compat",
+        "statsmodels",
+        "matplotlib",
+    ):
         try:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
@@ -1555,9 +1599,14 @@ def run_benchmarks(
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": machine_info(),
         "settings": {
-            "problems": names, "size": size, "backend": backend, "seed": seed,
-            "methods": list(methods) if methods else None, "device": device,
-            "max_iter": max_iter, "jit": jit if isinstance(jit, bool) else list(jit),
+            "problems": names,
+            "size": size,
+            "backend": backend,
+            "seed": seed,
+            "methods": list(methods) if methods else None,
+            "device": device,
+            "max_iter": max_iter,
+            "jit": jit if isinstance(jit, bool) else list(jit),
             "step_size_grids": STEP_SIZE_GRIDS[size],
             "quick_max_iter": QUICK_MAX_ITER if size == "quick" else None,
         },
@@ -1569,8 +1618,17 @@ def run_benchmarks(
     start = time.perf_counter()
     for name in names:
         result = run_problem(
-            name, size=size, backend=backend, methods=methods, seed=seed, peers=peers,
-            floor=floor, jit=jit, device=device, log=log, max_iter=max_iter,
+            name,
+            size=size,
+            backend=backend,
+            methods=methods,
+            seed=seed,
+            peers=peers,
+            floor=floor,
+            jit=jit,
+            device=device,
+            log=log,
+            max_iter=max_iter,
         )
         result["runs"] = [r.to_dict() for r in result["runs"]]
         if plots and directory is not None and result["runs"]:
@@ -1624,8 +1682,10 @@ def plot_problem(problem_result: Mapping[str, Any], out_dir: str | Path) -> list
     for run in runs:
         if (run["method"], run["step_size"]) not in chosen:
             continue
-        label = run["method"] if run["step_size"] is None else (
-            f"{run['method']} (step {run['step_size']:g})"
+        label = (
+            run["method"]
+            if run["step_size"] is None
+            else (f"{run['method']} (step {run['step_size']:g})")
         )
         if run["kind"] == "peer":
             if run["final_loss"] is None:
@@ -1641,8 +1701,7 @@ def plot_problem(problem_result: Mapping[str, Any], out_dir: str | Path) -> list
         axes[0].plot(np.arange(loss.shape[0])[keep], excess, label=label)
         # Entry 0 is at the set-up time (> 0), so a log time axis keeps every point.
         positive = keep & (seconds > 0)
-        axes[1].plot(seconds[positive], np.maximum(loss[positive] - best, floor_value),
-                     label=label)
+        axes[1].plot(seconds[positive], np.maximum(loss[positive] - best, floor_value), label=label)
         if has_heldout and run.get("heldout_loss"):
             held = np.asarray([math.nan if v is None else v for v in run["heldout_loss"]])
             axes[2].plot(run["heldout_iterations"], held, label=label)
@@ -1737,8 +1796,10 @@ def _jit_table(results: Mapping[str, Any]) -> str:
         if not jit:
             continue
         if "error" in jit and "jit_ms" not in jit:
-            rows.append(f"| {name} | {jit.get('line_search')} | — | — | — | — | — | — | — | — | "
-                        f"failed: {jit['error']} |")
+            rows.append(
+                f"| {name} | {jit.get('line_search')} | — | — | — | — | — | — | — | — | "
+                f"failed: {jit['error']} |"
+            )
             continue
         search = f"{jit.get('line_search') or 'fixed'}, step {jit.get('step_size')}"
         floor_ms = (result.get("floor") or {}).get("floor_ms")
@@ -1828,6 +1889,15 @@ def write_markdown(
             continue
         description = result.get("description", "")
         lines += [f"{description}; {result.get('max_iter')} iterations per run.", ""]
+        run = result.get("run")
+        if run:
+            git = run.get("git") or {}
+            commit = str(git.get("commit", "?"))[:10] + (" (dirty)" if git.get("dirty") else "")
+            lines += [
+                f"Run {run.get('created')}, commit `{commit}`, load average at start "
+                f"{run.get('load_average')}.",
+                "",
+            ]
         if not result.get("runs"):
             lines += ["No method could run this problem yet:", ""]
             lines += [f"- {m}: {why}" for m, why in result.get("skipped", {}).items()]
@@ -1838,8 +1908,12 @@ def write_markdown(
         lines += [format_summary_table(result), ""]
         tuning = _tuning_table(result)
         if tuning:
-            lines += ["Step-size grid (best per method, by final loss, is summarised above):", "",
-                      tuning, ""]
+            lines += [
+                "Step-size grid (best per method, by final loss, is summarised above):",
+                "",
+                tuning,
+                "",
+            ]
         floor = result.get("floor") or {}
         if "floor_ms" in floor:
             lines += [

@@ -17,6 +17,7 @@ on every machine and backend; convert them with ``xp.asarray`` to fit on another
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from surrogate_natgrad.experiments._base import SIZES, Problem
 from surrogate_natgrad.experiments._copula import e5
@@ -39,7 +40,7 @@ PROBLEMS: dict[str, Callable[..., Problem]] = {
 }
 
 
-def get(name: str, seed: int = 0, size: str = "quick") -> Problem:
+def get(name: str, seed: int = 0, size: str = "quick", **options: Any) -> Problem:
     """Return experiment ``name`` (case-insensitive, e.g. ``"e1"``) generated with ``seed``.
 
     Parameters
@@ -50,6 +51,8 @@ def get(name: str, seed: int = 0, size: str = "quick") -> Problem:
         Seed of the problem's parameters and data.
     size : {"quick", "paper"}, optional
         Problem size.
+    **options
+        Passed to the generator (e.g. ``dim=`` for E3 and E4).
 
     Returns
     -------
@@ -58,4 +61,4 @@ def get(name: str, seed: int = 0, size: str = "quick") -> Problem:
     key = name.upper()
     if key not in PROBLEMS:
         raise ValueError(f"unknown experiment {name!r}; choose from {sorted(PROBLEMS)}")
-    return PROBLEMS[key](seed=seed, size=size)
+    return PROBLEMS[key](seed=seed, size=size, **options)

@@ -30,13 +30,18 @@ _SETTINGS = {
 }
 
 
-def _sizes(size: str) -> tuple[int, int]:
+def _sizes(size: str, dim: int | None) -> tuple[int, int]:
     _check_size(size)
-    return (1000, 10_000) if size == "paper" else (20, 2000)
+    default_dim, n_total = (1000, 10_000) if size == "paper" else (20, 2000)
+    if dim is None:
+        return default_dim, n_total
+    if isinstance(dim, bool) or int(dim) != dim or dim < 1:
+        raise ValueError(f"dim must be a positive integer, got {dim!r}")
+    return int(dim), n_total
 
 
-def _skew_problem(seed: int, size: str, df: float | None) -> Problem:
-    dim, n_total = _sizes(size)
+def _skew_problem(seed: int, size: str, df: float | None, dim: int | None = None) -> Problem:
+    dim, n_total = _sizes(size, dim)
     n_test = n_total // 10
     truth_rng, init_rng, data_rng = _streams(seed, 3)
     loc = truth_rng.normal(size=dim)
@@ -81,7 +86,7 @@ def _skew_problem(seed: int, size: str, df: float | None) -> Problem:
     )
 
 
-def e3(seed: int = 0, size: str = "quick") -> Problem:
+def e3(seed: int = 0, size: str = "quick", dim: int | None = None) -> Problem:
     """Experiment E3: multivariate skew-normal maximum likelihood.
 
     Parameters
@@ -91,6 +96,9 @@ def e3(seed: int = 0, size: str = "quick") -> Problem:
     size : {"quick", "paper"}, optional
         ``"paper"``: d = 1000, N = 10,000 (the last 1000 held out). ``"quick"``: d = 20,
         N = 2000 (the last 200 held out). Both run 1000 minibatch steps.
+    dim : int, optional
+        Override the dimension (e.g. ``dim=100`` with ``size="paper"``: the configuration
+        whose held-out NLL the authors' code reports, 92.74 at 1000 steps).
 
     Returns
     -------
@@ -99,10 +107,10 @@ def e3(seed: int = 0, size: str = "quick") -> Problem:
         and ``truth`` as ``{"loc", "scale", "alpha"}``, and ``settings`` with the minibatch
         protocol and the Adam baselines' step sizes and parameterisations.
     """
-    return _skew_problem(seed, size, None)
+    return _skew_problem(seed, size, None, dim)
 
 
-def e4(seed: int = 0, size: str = "quick") -> Problem:
+def e4(seed: int = 0, size: str = "quick", dim: int | None = None) -> Problem:
     """Experiment E4: multivariate skew-t maximum likelihood (``ν = 10``, start ``ν = 50``).
 
     Parameters
@@ -111,10 +119,12 @@ def e4(seed: int = 0, size: str = "quick") -> Problem:
         Seed of the true parameters, the data and the start.
     size : {"quick", "paper"}, optional
         As :func:`e3`.
+    dim : int, optional
+        As :func:`e3`.
 
     Returns
     -------
     Problem
         As :func:`e3`, with ``"df"`` in ``init`` (50) and ``truth`` (10).
     """
-    return _skew_problem(seed, size, 10.0)
+    return _skew_problem(seed, size, 10.0, dim)
