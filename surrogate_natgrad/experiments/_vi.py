@@ -66,6 +66,9 @@ def _vi_problem(name: str, family: str, seed: int, size: str, n_components: int 
     }[family]
     if n_components is not None:
         settings["fit_options"] = {"k": n_components}
+    if family == "skew_normal":
+        # The natural-gradient baseline of Lin, Khan & Schmidt (2019), at SNGD's default step.
+        settings["mcef_step_sizes"] = (0.05,)
     return Problem(
         name=name,
         distribution=family,
