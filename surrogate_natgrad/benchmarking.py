@@ -1898,6 +1898,15 @@ def write_markdown(
                 f"{run.get('load_average')}.",
                 "",
             ]
+        rerun = result.get("rerun")
+        if rerun:
+            git = rerun.get("git") or {}
+            commit = str(git.get("commit", "?"))[:10] + (" (dirty)" if git.get("dirty") else "")
+            lines += [
+                f"Methods {', '.join(rerun.get('methods') or [])} re-run {rerun.get('created')} "
+                f"at commit `{commit}` (the other runs as above).",
+                "",
+            ]
         if not result.get("runs"):
             lines += ["No method could run this problem yet:", ""]
             lines += [f"- {m}: {why}" for m, why in result.get("skipped", {}).items()]

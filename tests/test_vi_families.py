@@ -17,6 +17,7 @@ from scipy import stats
 
 from surrogate_natgrad import random
 from surrogate_natgrad.autodiff import get_backend
+from surrogate_natgrad.errors import DataError
 from surrogate_natgrad.experiments import get
 from surrogate_natgrad.fitting import fit_vi
 from surrogate_natgrad.models import BayesianLogisticRegression
@@ -327,7 +328,10 @@ def test_e8_quick_weights_stay_above_floor_and_sngd_beats_adam():
         floors.append(float(np.min(info.params["weights"])))
 
     common = dict(init=problem.init, seed=0, max_iter=100, k=3)
-    sngd = fit_vi(problem.model, "skew_normal_mixture", callback=record, **common)
+    # 100 steps: the fixed step (the decay is for long runs).
+    sngd = fit_vi(
+        problem.model, "skew_normal_mixture", callback=record, step_decay=math.inf, **common
+    )
     assert min(floors) >= 1e-3 * (1 - 1e-9)
     adam = [
         fit_vi(problem.model, "skew_normal_mixture", method="adam", step_size=lr, **common).loss
@@ -391,3 +395,15 @@ def test_stop_gradient_blocks_gradients_on_every_autodiff_backend(ad_backend):
     # d/dv Σ v·c = c with c = v held constant (not 2v).
     gradient = get_backend(None, x).grad(value)(x)
     np.testing.assert_allclose(to_numpy(gradient), [1.0, -2.0, 3.0])
+
+
+def test_step_decay_shrinks_natural_gradient_steps_and_is_validated():
+    problem = get("E6", size="quick")
+    common = dict(init=problem.init, seed=0, max_iter=30, line_search=None)
+    decayed = fit_vi(problem.model, "skew_normal", step_decay=10.0, **common)
+    steps = np.asarray(decayed.history.step_size[1:])
+    np.testing.assert_allclose(steps, 0.05 / np.sqrt(1.0 + np.arange(30) / 10.0), rtol=1e-12)
+    fixed = fit_vi(problem.model, "skew_normal", step_decay=math.inf, **common)
+    np.testing.assert_allclose(fixed.history.step_size[1:], 0.05)
+    with pytest.raises(DataError, match="step_decay"):
+        fit_vi(problem.model, "skew_normal", step_decay=-1.0, **common)

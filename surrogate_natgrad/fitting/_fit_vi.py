@@ -105,6 +105,8 @@ _PARAMETERIZATIONS = {
 }
 _LINE_SEARCHES = (None, "backtracking", "armijo")
 _ACCEPTED = (0, 1)  # rules.Status.OK, BACKTRACKED
+#: Characteristic number of steps of the default step-size decay of stochastic SNGD/MCEF.
+_DEFAULT_STEP_DECAY = 100.0
 #: Fits of at least this many steps compile their loss on JAX by default.
 _JIT_FROM_ITERATIONS = 100
 #: Consecutive refused steps after which a stochastic fit gives up.
@@ -466,6 +468,7 @@ def fit_vi(
     gtol: float | None = None,
     antithetic: bool = False,
     jit: bool | None = None,
+    step_decay: float | None = None,
 ) -> VIResult:
     """Fit a variational approximation to a posterior by maximising the ELBO.
 
@@ -545,6 +548,13 @@ def fit_vi(
     antithetic : bool, optional
         Draw the training samples in antithetic pairs ``(w, ε)``, ``(w, -ε)``
         (``n_samples`` must be even); the gradient stays unbiased with lower variance.
+    step_decay : float, optional
+        For stochastic SNGD/MCEF fits, the step size at step ``t`` is
+        ``step_size / √(1 + (t - 1)/step_decay)``: large steps early, then smaller ones
+        below the noise floor a fixed step leaves (E6, d = 100: −ELBO 82.6 with a fixed
+        0.05, 72.0 with a fixed 0.02, 71.3 decaying from 0.05). Default 100 for
+        stochastic fits; ``float("inf")`` keeps the step fixed. Not used by Adam or by
+        exact (conjugate) fits.
     jit : bool, optional
         Compile the ELBO estimate once (``jax.jit`` on JAX; no effect on other backends).
         Compiling costs a few seconds per fit and makes each step several times cheaper;
@@ -616,6 +626,11 @@ def fit_vi(
     dtype = reference.dtype
     params = _initial_params(vi_family, init, reference)
     exact = terms.exact and vi_family.closed_form_entropy
+    if step_decay is not None and not step_decay > 0:
+        raise DataError(f"step_decay must be a positive number, got {step_decay!r}")
+    decay = None if exact else (_DEFAULT_STEP_DECAY if step_decay is None else step_decay)
+    if decay is not None and math.isinf(decay):
+        decay = None
     max_iter = max_iter if max_iter is not None else (100 if exact else 1000)
     eval_every = 1 if exact else eval_every
     setup = _Method(
@@ -690,7 +705,14 @@ def fit_vi(
             with warnings.catch_warnings():
                 # Out-of-domain candidates evaluate to NaN on purpose and are skipped.
                 warnings.simplefilter("ignore", RuntimeWarning)
-                new_state, info = setup.rule.step(state, objective)
+                rule = setup.rule
+                if decay is not None and method != "adam":
+                    # Robbins–Monro-style decay: the fixed-step estimate has a noise floor.
+                    base_step = rule.step_size
+                    rule = dataclasses.replace(
+                        rule, step_size=base_step / math.sqrt(1.0 + (iteration - 1) / decay)
+                    )
+                new_state, info = rule.step(state, objective)
             code = int(info.status)
             n_iter = iteration
             train_losses.append(_float(info.loss))
