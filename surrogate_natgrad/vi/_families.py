@@ -242,6 +242,50 @@ class VariationalFamily:
     init_aliases: ClassVar[Mapping[str, str]] = MappingProxyType({})
     dim: int
 
+    def check_params(self, params: Any) -> Any:
+        """Return ``params`` as the family's named tuple, checking the shapes.
+
+        Parameters
+        ----------
+        params : tuple of array
+
+        Returns
+        -------
+        named tuple of arrays
+        """
+        raise NotImplementedError
+
+    def _check_shapes(self, params: Any, shapes: tuple[tuple[int, ...], ...]) -> None:
+        for name, value, shape in zip(self.param_names, params, shapes, strict=True):
+            if tuple(value.shape) != shape:
+                raise DataError(f"{name} must have shape {shape}, got {tuple(value.shape)}")
+
+    def to_dict(self, params: Any) -> dict[str, Array]:
+        """Return the parameters by name (:attr:`param_names`).
+
+        Parameters
+        ----------
+        params : named tuple of arrays
+
+        Returns
+        -------
+        dict of str to array
+        """
+        return dict(zip(self.param_names, params, strict=True))
+
+    def from_dict(self, values: dict[str, Array]) -> Any:
+        """Build checked parameters from a dict keyed by :attr:`param_names`.
+
+        Parameters
+        ----------
+        values : dict of str to array
+
+        Returns
+        -------
+        named tuple of arrays
+        """
+        return self.check_params(tuple(values[name] for name in self.param_names))
+
     def optional_defaults(self, like: Array) -> dict[str, Array]:
         """Return values for parameters a starting dict may omit (none by default).
 

@@ -129,10 +129,7 @@ class SkewNormalMixtureVariational(VariationalFamily):
             raise DataError("mixture parameters must be a (weights, loc, scale, shape) tuple")
         params = SkewNormalMixtureParams(*params)
         k, d = self.k, self.dim
-        shapes = ((k,), (k, d), (k, d, d), (k, d))
-        for name, value, shape in zip(self.param_names, params, shapes, strict=True):
-            if tuple(value.shape) != shape:
-                raise DataError(f"{name} must have shape {shape}, got {tuple(value.shape)}")
+        self._check_shapes(params, ((k,), (k, d), (k, d, d), (k, d)))
         return params
 
     def check_start(self, params: SkewNormalMixtureParams) -> None:
@@ -194,32 +191,6 @@ class SkewNormalMixtureVariational(VariationalFamily):
         )
         defaults = self.optional_defaults(like)
         return SkewNormalMixtureParams(defaults["weights"], loc, scale, defaults["shape"])
-
-    def to_dict(self, params: SkewNormalMixtureParams) -> dict[str, Array]:
-        """Return ``{"weights", "loc", "scale", "shape"}``.
-
-        Parameters
-        ----------
-        params : SkewNormalMixtureParams
-
-        Returns
-        -------
-        dict of str to array
-        """
-        return dict(zip(self.param_names, params, strict=True))
-
-    def from_dict(self, values: dict[str, Array]) -> SkewNormalMixtureParams:
-        """Build parameters from ``{"weights", "loc", "scale", "shape"}``.
-
-        Parameters
-        ----------
-        values : dict of str to array
-
-        Returns
-        -------
-        SkewNormalMixtureParams
-        """
-        return self.check_params(tuple(values[name] for name in self.param_names))
 
     # ------------------------------------------------------------------ components
     def _conditional(self, params: SkewNormalMixtureParams) -> tuple[Array, Array, Array]:

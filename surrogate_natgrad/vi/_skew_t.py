@@ -131,10 +131,7 @@ class SkewTVariational(VariationalFamily):
         if not isinstance(params, tuple) or len(params) != 4:
             raise DataError("skew-t parameters must be a (loc, scale, shape, df) tuple")
         params = SkewTParams(*params)
-        shapes = ((self.dim,), (self.dim, self.dim), (self.dim,), ())
-        for name, value, shape in zip(self.param_names, params, shapes, strict=True):
-            if tuple(value.shape) != shape:
-                raise DataError(f"{name} must have shape {shape}, got {tuple(value.shape)}")
+        self._check_shapes(params, ((self.dim,), (self.dim, self.dim), (self.dim,), ()))
         return params
 
     def check_start(self, params: SkewTParams) -> None:
@@ -186,32 +183,6 @@ class SkewTVariational(VariationalFamily):
             defaults["shape"],
             defaults["df"],
         )
-
-    def to_dict(self, params: SkewTParams) -> dict[str, Array]:
-        """Return ``{"loc", "scale", "shape", "df"}``.
-
-        Parameters
-        ----------
-        params : SkewTParams
-
-        Returns
-        -------
-        dict of str to array
-        """
-        return dict(zip(self.param_names, params, strict=True))
-
-    def from_dict(self, values: dict[str, Array]) -> SkewTParams:
-        """Build parameters from ``{"loc", "scale", "shape", "df"}``.
-
-        Parameters
-        ----------
-        values : dict of str to array
-
-        Returns
-        -------
-        SkewTParams
-        """
-        return self.check_params(tuple(values[name] for name in self.param_names))
 
     # ------------------------------------------------------------------ sampling
     def draw_noise(self, rng: Any, n_samples: int, dtype: Any = None) -> VariationalNoise:
