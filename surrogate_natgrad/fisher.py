@@ -73,6 +73,17 @@ def monte_carlo_fisher(
     >>> bool(np.allclose(fisher, np.diag([1 / 4.0, 2.0]), atol=0.05))  # diag(1/σ², 2)
     True
     """
+    bridge = autodiff.bridge_for(backend, params)
+    if bridge is not None:
+        # CuPy arrays: the whole estimate runs on zero-copy torch/JAX views (log_prob
+        # then meets one library), and the Fisher comes back in the source library.
+        return bridge.call(
+            lambda inner_params, inner_samples: monte_carlo_fisher(
+                log_prob, inner_params, inner_samples, bridge, batched_params=batched_params
+            ),
+            params,
+            samples,
+        )
     flat, unravel = _tree.ravel_tree(params)
     xp = namespace(flat)
     sample_leaves = _tree.tree_leaves(samples)

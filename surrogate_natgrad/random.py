@@ -264,16 +264,13 @@ class _CupySource(_Source):  # pragma: no cover - needs a GPU
 
         self._cupy = cupy
         self.sequence = sequence
-        self.device = device
+        # No device given: the current one, as CuPy itself allocates (arrays report it).
+        self.device = device if device is not None else cupy.cuda.Device()
         self.xp = ccupy
         with self._on_device():
             self.generator = cupy.random.default_rng(_seed_int(sequence))
 
     def _on_device(self) -> Any:
-        import contextlib
-
-        if self.device is None:
-            return contextlib.nullcontext()
         return self._cupy.cuda.Device(getattr(self.device, "id", self.device))
 
     def standard_normal(self, shape: tuple[int, ...], dtype: Any) -> Array:

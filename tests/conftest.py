@@ -1,8 +1,14 @@
 """Shared fixtures: the array namespaces and autodiff backends every test runs on.
 
 ``xp`` runs a test on NumPy, array-api-strict, torch (CPU) and JAX (CPU); ``ad_xp`` only on
-those with autodiff (NumPy+autograd, torch, JAX). GPU namespaces (CuPy, torch CUDA) join
-with the ``gpu`` marker and are skipped where there is no GPU.
+those with autodiff (NumPy+autograd, torch, JAX) plus ``strict-bridge``: array-api-strict
+arrays differentiated by torch through the DLPack bridge, the CPU stand-in for CuPy (a
+library without autodiff that borrows torch's on its own device). GPU namespaces (CuPy,
+torch CUDA) join with the ``gpu`` marker and are skipped where there is no GPU.
+
+Under a DLPack bridge a differentiated function receives inner-library (torch) arrays;
+tests write their objectives against ``backend.inner(data)`` views of the data they
+close over (zero-copy; the identity for the other backends).
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ def _load(name: str):
     if name == "array_api_strict":
         mod = pytest.importorskip("array_api_strict")
         return mod
+    if name == "strict-bridge":
+        pytest.importorskip("torch")
+        return pytest.importorskip("array_api_strict")
     if name == "torch":
         pytest.importorskip("torch")
         import array_api_compat.torch as mod
@@ -68,7 +77,9 @@ def _load(name: str):
 
 
 CPU_NAMESPACES = ["numpy", "array_api_strict", "torch", "jax"]
-AUTODIFF_NAMESPACES = ["numpy", "torch", "jax"]
+AUTODIFF_NAMESPACES = ["numpy", "torch", "jax", "strict-bridge"]
+#: Backends whose autodiff is borrowed through a DLPack bridge.
+BRIDGED = ("cupy", "strict-bridge")
 GPU_NAMESPACES = [pytest.param(n, marks=pytest.mark.gpu) for n in ("cupy", "torch-cuda")]
 
 
@@ -94,8 +105,34 @@ class Backend:
             return xp.asarray(value, dtype=dtype, device=self.device)
         return xp.asarray(value, dtype=dtype)
 
+    @property
+    def bridged(self) -> bool:
+        """Whether autodiff reaches these arrays through a DLPack bridge."""
+        return self.name in BRIDGED
+
+    def autodiff(self):
+        """The autodiff backend the library picks for these arrays."""
+        from surrogate_natgrad import autodiff
+
+        return autodiff.get_backend(None, self.asarray([0.0]))
+
+    def inner(self, tree):
+        """``tree`` as a differentiated function sees it: under a bridge, inner-library views."""
+        if not self.bridged:
+            return tree
+        return self.autodiff().to_inner(tree)
+
     def __repr__(self) -> str:
         return f"Backend({self.name})"
+
+
+def _stand_in_for_cupy(monkeypatch) -> None:
+    """Make array-api-strict borrow torch's autodiff through DLPack, as CuPy does on a GPU."""
+    from surrogate_natgrad.autodiff import DLPackBridge, _select
+
+    monkeypatch.setitem(
+        _select._BORROWED_AUTODIFF, "array_api_strict", lambda: DLPackBridge("torch")
+    )
 
 
 @pytest.fixture(params=CPU_NAMESPACES + GPU_NAMESPACES)
@@ -105,9 +142,12 @@ def backend(request) -> Backend:
 
 
 @pytest.fixture(params=AUTODIFF_NAMESPACES + GPU_NAMESPACES)
-def ad_backend(request) -> Backend:
-    """Every array namespace that has automatic differentiation."""
-    return Backend(request.param)
+def ad_backend(request, monkeypatch) -> Backend:
+    """Every array namespace that has automatic differentiation (own or bridged)."""
+    backend = Backend(request.param)
+    if request.param == "strict-bridge":
+        _stand_in_for_cupy(monkeypatch)
+    return backend
 
 
 @pytest.fixture

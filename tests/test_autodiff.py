@@ -56,6 +56,14 @@ def gaussian_nll_reference_grad(mean, factor, y):
     return grad_mean, 2 * grad_cov @ factor
 
 
+def _torch_has_cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
 @pytest.fixture
 def ad(ad_backend):
     """(Backend helper, autodiff backend chosen from its arrays)."""
@@ -65,6 +73,12 @@ def ad(ad_backend):
 def test_backend_chosen_from_arrays(ad):
     helper, backend = ad
     expected = {"numpy": "autograd", "torch": "torch", "jax": "jax", "torch-cuda": "torch"}
+    if helper.bridged:
+        # Borrowed through DLPack: torch's autodiff for the stand-in, and for CuPy where
+        # torch has CUDA (else JAX's on the GPU).
+        inner = "torch" if helper.name == "strict-bridge" or _torch_has_cuda() else "jax"
+        assert isinstance(backend, autodiff.DLPackBridge)
+        expected[helper.name] = f"dlpack[{inner}]"
     assert backend.name == expected[helper.name]
     assert isinstance(backend, autodiff.AutodiffBackend)
 
@@ -164,7 +178,8 @@ def test_integer_leaves_are_constants(ad):
 
 def test_vjp_and_jacobian(ad):
     helper, backend = ad
-    a = helper.asarray(A_SPD)  # closed over: constants must work on every backend
+    # closed over: constants must work on every backend (under a bridge, as inner views)
+    a = helper.inner(helper.asarray(A_SPD))
 
     def fun(x, scale):
         xp = namespace(x)

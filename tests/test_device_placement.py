@@ -440,3 +440,89 @@ def test_gamma_mean_outside_domain_gives_nan_not_an_error():
     outside = families.GammaMean(on_device(np.log(2.0) + 0.1), on_device(2.0))
     standard = gamma.mean_to_standard(outside)
     assert np.isnan(float(standard.shape))
+
+
+# ------------------------------------------------- the DLPack bridge (CPU stand-in for CuPy)
+
+
+@pytest.fixture
+def stand_in_bridge(monkeypatch):
+    """array-api-strict arrays differentiated by CPU torch through DLPack, as CuPy on a GPU."""
+    pytest.importorskip("torch")
+    from tests.conftest import _stand_in_for_cupy
+
+    _stand_in_for_cupy(monkeypatch)
+    return autodiff.get_backend(None, strict.asarray([0.0]))
+
+
+def test_bridge_for_bridges_only_source_library_arrays(stand_in_bridge):
+    import torch
+
+    assert isinstance(stand_in_bridge, autodiff.DLPackBridge)
+    assert autodiff.bridge_for(None, strict.asarray([1.0])) is not None
+    assert autodiff.bridge_for(None, np.ones(2)) is None
+    assert autodiff.bridge_for(None, torch.ones(2)) is None
+    # arrays already in the inner library need no bridge, even with the bridge named
+    assert autodiff.bridge_for(stand_in_bridge, torch.ones(2)) is None
+
+
+def test_bridge_call_runs_on_inner_views_and_returns_source_arrays(stand_in_bridge):
+    import torch
+
+    x = strict.asarray([1.0, 2.0])
+    seen = []
+
+    def product(a, b):
+        seen.append((type(a), type(b)))
+        return a * b
+
+    # a source array and an inner view (data handed over once with to_inner) may mix
+    out = stand_in_bridge.call(product, x, stand_in_bridge.to_inner(x))
+    assert seen == [(torch.Tensor, torch.Tensor)]
+    assert isinstance(out, type(x))
+    np.testing.assert_allclose(to_numpy(out), [1.0, 4.0])
+    # to_inner is a view of the same buffer, not a copy
+    host = np.asarray([3.0, 4.0])
+    assert np.shares_memory(host, stand_in_bridge.to_inner(strict.asarray(host)).numpy())
+
+
+def test_rule_step_shows_the_objective_inner_arrays_only(stand_in_bridge):
+    """Armijo evaluates the objective without differentiating it: torch views there too."""
+    import torch
+
+    raw = np.random.default_rng(5).normal(size=(200, 2)) @ np.array([[1.0, 0.0], [0.5, 2.0]])
+    data_seen = stand_in_bridge.to_inner(strict.asarray(raw))
+    family = families.Gaussian(2)
+    libraries = set()
+
+    def objective(standard):
+        libraries.add(type(standard[0]))
+        xp = namespace(standard[0])
+        return -xp.mean(family.log_prob(family.standard_to_natural(standard), data_seen))
+
+    rule = rules.SNGD(maps.identity_map(family), step_size=1.0, line_search="armijo")
+    start = families.GaussianStandard(strict.zeros(2, dtype=strict.float64), strict.eye(2))
+    state, _ = rule.step(rule.init(start), objective)
+    assert libraries == {torch.Tensor}
+    fitted = rule.standard_params(state)
+    assert isinstance(fitted.mean, type(start.mean))
+    # a unit step of SNGD's MLE form with the identity map is moment matching
+    np.testing.assert_allclose(to_numpy(fitted.mean), raw.mean(axis=0), rtol=1e-10)
+    np.testing.assert_allclose(to_numpy(fitted.cov), np.cov(raw.T, bias=True), rtol=1e-10)
+
+
+def test_model_map_arrays_copies_and_leaves_the_model_alone(stand_in_bridge):
+    import torch
+
+    from surrogate_natgrad.models import BayesianLogisticRegression
+
+    X = strict.asarray(np.array([[1.0, 0.5], [-0.3, 2.0], [0.2, -1.0]]))
+    model = BayesianLogisticRegression(X, strict.asarray([1.0, 0.0, 1.0]))
+    seen = model.map_arrays(stand_in_bridge.to_inner)
+    assert isinstance(seen.X, torch.Tensor) and isinstance(seen.y, torch.Tensor)
+    assert isinstance(model.X, type(X)) and isinstance(model.y, type(X))
+    z = np.array([0.3, -0.2])
+    logits = np.array([[1.0, 0.5], [-0.3, 2.0], [0.2, -1.0]]) @ z
+    expected = np.sum(scipy.stats.bernoulli.logpmf([1, 0, 1], scipy.special.expit(logits)))
+    expected += scipy.stats.multivariate_normal(np.zeros(2)).logpdf(z)  # prior N(0, I)
+    np.testing.assert_allclose(float(seen.log_joint(torch.asarray(z))), expected, rtol=1e-12)

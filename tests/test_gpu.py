@@ -23,7 +23,6 @@ import pytest
 from surrogate_natgrad import closed_form, families, maps, random, rules, special
 from surrogate_natgrad._compat import array_library_name, dtype_tolerance, namespace
 from surrogate_natgrad.distributions import NegativeBinomial
-from surrogate_natgrad.errors import BackendError
 from surrogate_natgrad.experiments import e1
 from surrogate_natgrad.fitting import fit
 from tests.conftest import Backend
@@ -120,20 +119,8 @@ def _gpu_counts_and_init(gpu: Backend, problem, dtype_name: str):
     return counts, init, dtype
 
 
-def test_e1_negative_binomial_fit_on_gpu_matches_numpy(gpu, dtype_name, e1_reference, request):
+def test_e1_negative_binomial_fit_on_gpu_matches_numpy(gpu, dtype_name, e1_reference):
     """Default backend: the DLPack bridge to torch for CuPy, torch itself for torch CUDA."""
-    if gpu.name == "cupy":
-        # Same defect as tests/test_device_placement.py::test_fit_through_a_dlpack_bridge.
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                raises=BackendError,
-                reason=(
-                    "fit's objective closes over the CuPy counts, which meet the bridge's "
-                    "torch parameters; remove once objectives convert data with from_dlpack"
-                ),
-            )
-        )
     problem, reference = e1_reference
     counts, init, dtype = _gpu_counts_and_init(gpu, problem, dtype_name)
     result = fit(NegativeBinomial, counts, init=init, max_iter=problem.max_iter)
@@ -174,18 +161,6 @@ def _gaussian_data() -> np.ndarray:
     return rng.normal(size=(500, DIM)) @ factor.T + rng.normal(size=DIM)
 
 
-def _same_library(data, like):
-    """``data`` in the library of ``like``, zero-copy through DLPack on the same device.
-
-    Under the DLPack bridge the objective receives torch tensors while the data are CuPy
-    arrays; the array API's ``from_dlpack`` hands the buffer over without a copy.
-    """
-    xp = namespace(like)
-    if array_library_name(xp) == array_library_name(namespace(data)):
-        return data
-    return xp.from_dlpack(data)
-
-
 @pytest.mark.parametrize("gradient", ["autodiff", "closed_form"])
 def test_gaussian_mle_on_gpu_matches_numpy(gpu, dtype_name, gradient):
     xp = gpu.xp
@@ -199,10 +174,13 @@ def test_gaussian_mle_on_gpu_matches_numpy(gpu, dtype_name, gradient):
         objective, backend = problem.objective, problem.backend
     else:
 
+        # Under the DLPack bridge (CuPy) the rule's step runs on torch views of its state,
+        # so the objective closes over the torch view of the data (zero-copy).
+        seen_data = gpu.inner(data)
+
         def objective(standard):
             here = namespace(standard[0])
-            values = _same_library(data, standard[0])
-            return -here.mean(family.log_prob(family.standard_to_natural(standard), values))
+            return -here.mean(family.log_prob(family.standard_to_natural(standard), seen_data))
 
         backend = None  # chosen from the arrays: DLPackBridge(torch) for CuPy, torch for torch
 

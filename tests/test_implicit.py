@@ -77,17 +77,16 @@ def _root(m1, m2, closed_form):
 
 def _grads(ad_backend, fun, m1, m2):
     a, b = ad_backend.asarray(m1), ad_backend.asarray(m2)
-    if ad_backend.name == "numpy":
-        import autograd
 
-        return autograd.grad(lambda u, v: fun(u, v).sum(), argnum=(0, 1))(a, b)
+    def total(u, v):
+        return fun(u, v).sum()
+
     if ad_backend.name == "jax":
         import jax
 
-        return jax.jit(jax.grad(lambda u, v: fun(u, v).sum(), argnums=(0, 1)))(a, b)
-    import torch
-
-    return torch.func.grad(lambda u, v: fun(u, v).sum(), argnums=(0, 1))(a, b)
+        return jax.jit(jax.grad(total, argnums=(0, 1)))(a, b)
+    # autograd, torch (CPU or CUDA), or a DLPack bridge for CuPy and its stand-in
+    return ad_backend.autodiff().grad(total, argnums=(0, 1))(a, b)
 
 
 def test_values_match_brentq(backend, references):

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from surrogate_natgrad.autodiff._autograd import AutogradBackend
 from surrogate_natgrad.autodiff._base import AutodiffBackend
-from surrogate_natgrad.autodiff._bridge import DLPackBridge
+from surrogate_natgrad.autodiff._bridge import DLPackBridge, bridge_for
 from surrogate_natgrad.autodiff._custom import CustomGradient
 from surrogate_natgrad.autodiff._external import external_function
 from surrogate_natgrad.autodiff._implicit import implicit_root
@@ -44,6 +44,7 @@ __all__ = [
     "DLPackBridge",
     "JaxBackend",
     "TorchBackend",
+    "bridge_for",
     "external_function",
     "get_backend",
     "implicit_root",

@@ -10,7 +10,7 @@ from surrogate_natgrad._tree import tree_leaves
 from surrogate_natgrad.autodiff._base import AutodiffBackend, map_arrays
 from surrogate_natgrad.errors import BackendError
 
-__all__ = ["DLPackBridge"]
+__all__ = ["DLPackBridge", "bridge_for"]
 
 
 class DLPackBridge:
@@ -24,8 +24,16 @@ class DLPackBridge:
 
     The function differentiated receives inner-library arrays, so it must be written
     against the array API (``xp = surrogate_natgrad._compat.namespace(x)``) and must not
-    close over source-library arrays: pass data as arguments instead (arguments that are
-    not differentiated are converted too).
+    close over source-library arrays: pass data as arguments (arguments that are not
+    differentiated are converted too), or close over :meth:`to_inner` views of them.
+    The update rules keep to that contract for the objectives they are given: under a
+    bridge, a rule's whole step runs on inner-library views of its state (see
+    :meth:`call`), so the objective sees inner-library arrays whether the rule
+    differentiates it or only evaluates it (line searches).
+
+    Arguments already in the inner library pass through unconverted, and results then
+    stay in the inner library: code that runs under :meth:`call` may use the bridge as
+    an ordinary backend.
 
     Parameters
     ----------
@@ -54,7 +62,9 @@ class DLPackBridge:
         arrays = [leaf for tree in trees for leaf in tree_leaves(tree) if is_array(leaf)]
         if not arrays:
             raise BackendError("DLPackBridge needs at least one array argument")
-        return namespace(*arrays)
+        # Inner-library views (data already handed over with to_inner) may come along.
+        source = [a for a in arrays if array_library_name(namespace(a)) != self.inner.name]
+        return namespace(*(source or arrays))
 
     def to_inner(self, tree: Any) -> Any:
         """Hand the arrays of ``tree`` to the inner library (zero-copy, same device).
@@ -95,6 +105,8 @@ class DLPackBridge:
 
     def _to_source(self, tree: Any, source_xp: Namespace) -> Any:
         inner_name = self.inner.name
+        if array_library_name(source_xp) == inner_name:
+            return tree  # called on inner-library arrays: nothing to convert back
 
         def convert(leaf: Any) -> Any:
             if array_library_name(namespace(leaf)) != inner_name:
@@ -124,10 +136,50 @@ class DLPackBridge:
         return self._wrap(lambda: self.inner.value_and_grad(fun, argnums, has_aux))
 
     def grad(
-        self, fun: Callable[..., Any], argnums: int | Sequence[int] = 0
+        self, fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False
     ) -> Callable[..., Any]:
         """Like :meth:`AutodiffBackend.grad`, on source-library arrays."""
-        return self._wrap(lambda: self.inner.grad(fun, argnums))
+        return self._wrap(lambda: self.inner.grad(fun, argnums, has_aux))  # type: ignore[call-arg]
+
+    def compile(self, fun: Callable[..., Any]) -> Callable[..., Any]:
+        """The inner backend's compiled ``fun`` (``jax.jit`` for JAX), on source-library arrays.
+
+        Parameters
+        ----------
+        fun : callable
+            A pure function of pytrees of arrays.
+
+        Returns
+        -------
+        callable
+        """
+        compile_inner = getattr(self.inner, "compile", None)
+        if compile_inner is None:
+            return fun
+        compiled = compile_inner(fun)
+        return self._wrap(lambda: compiled)
+
+    def call(self, fun: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fun`` on inner-library views of ``args``; return source-library results.
+
+        Both conversions are zero-copy on the same device. The update rules run their
+        steps this way under a bridge, so that everything in a step (objective, line
+        search, linear algebra) meets arrays of one library.
+
+        Parameters
+        ----------
+        fun : callable
+            A function of pytrees of arrays.
+        *args : pytree of arrays
+            Source-library arrays (inner-library ones pass through).
+
+        Returns
+        -------
+        pytree
+            ``fun``'s result, its arrays in the source library.
+        """
+        source_xp = self._source_namespace(args)
+        return self._to_source(fun(*self._to_inner(args)), source_xp)
 
     def vjp(self, fun: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], Any]]:
         """Like :meth:`AutodiffBackend.vjp`, on source-library arrays."""
@@ -150,3 +202,36 @@ class DLPackBridge:
     ) -> Callable[..., Any]:
         """Like :meth:`AutodiffBackend.hessian`, on source-library arrays."""
         return self._wrap(lambda: self.inner.hessian(fun, argnums))
+
+
+def bridge_for(backend: Any, *trees: Any) -> DLPackBridge | None:
+    """The DLPack bridge that code on ``trees`` must run under, or None.
+
+    Under a :class:`DLPackBridge` (CuPy arrays, torch or JAX differentiating) the update
+    rules and :func:`~surrogate_natgrad.fisher.monte_carlo_fisher` run their whole
+    computation on zero-copy inner-library views (:meth:`DLPackBridge.call`), so that the
+    objective, line searches and linear algebra all meet arrays of one library. Arrays
+    already in the inner library need no bridge.
+
+    Parameters
+    ----------
+    backend : str or AutodiffBackend or None
+        The ``backend`` setting of the caller (None: chosen from the arrays).
+    *trees : pytree of arrays
+        The arrays the computation runs on.
+
+    Returns
+    -------
+    DLPackBridge or None
+    """
+    from surrogate_natgrad.autodiff._select import get_backend
+
+    leaves = [leaf for tree in trees for leaf in tree_leaves(tree) if is_array(leaf)]
+    if not leaves:
+        return None
+    resolved = get_backend(backend, *leaves)
+    if not isinstance(resolved, DLPackBridge):
+        return None
+    if array_library_name(namespace(*leaves)) == resolved.inner.name:
+        return None
+    return resolved

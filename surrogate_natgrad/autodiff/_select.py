@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from typing import Any
 
 from surrogate_natgrad._compat import array_library_name, is_array, namespace
@@ -82,6 +83,11 @@ def _for_cupy() -> AutodiffBackend:
     )
 
 
+#: Libraries without autodiff that borrow it through a DLPack bridge on the same device
+#: (tests add a CPU stand-in for CuPy here: array-api-strict arrays bridged to torch).
+_BORROWED_AUTODIFF: dict[str, Callable[[], AutodiffBackend]] = {"cupy": _for_cupy}
+
+
 def get_backend(backend: AutodiffBackend | str | None = None, *arrays: Any) -> AutodiffBackend:
     """Return the autodiff backend to use.
 
@@ -125,8 +131,9 @@ def get_backend(backend: AutodiffBackend | str | None = None, *arrays: Any) -> A
         return _by_name("autograd")
     if library in ("torch", "jax"):
         return _by_name(library)
-    if library == "cupy":
-        return _for_cupy()
+    borrow = _BORROWED_AUTODIFF.get(library)
+    if borrow is not None:
+        return borrow()
     if library == "array_api_strict":
         raise BackendError(
             "array_api_strict arrays have no automatic differentiation; use NumPy, torch or "

@@ -52,7 +52,7 @@ from surrogate_natgrad._compat import (
     linalg,
     namespace,
 )
-from surrogate_natgrad.autodiff import get_backend
+from surrogate_natgrad.autodiff import bridge_for, get_backend
 from surrogate_natgrad.distributions._checks import check_float_precision
 from surrogate_natgrad.errors import BackendError, ConvergenceWarning, DataError
 from surrogate_natgrad.families import Gaussian, SkewNormalMCEF
@@ -430,6 +430,17 @@ class _Method:
         return loss_of_params
 
 
+def _model_to_inner(model: Any, bridge: Any) -> Any:
+    """``model`` with its data as the bridge's inner-library views (zero-copy).
+
+    Models of :mod:`surrogate_natgrad.models` convert themselves (``map_arrays``); a bare
+    ``log_joint`` function or another object is used as it is, so it must close over
+    inner-library arrays itself (``bridge.to_inner(data)``).
+    """
+    map_arrays = getattr(model, "map_arrays", None)
+    return model if map_arrays is None else map_arrays(bridge.to_inner)
+
+
 def _float(value: Array) -> float:
     return float(value)
 
@@ -623,6 +634,12 @@ def fit_vi(
         )
     reference = _reference_array(log_joint, init, like)
     xp: Namespace = namespace(reference)
+    # CuPy data: every step runs on zero-copy torch/JAX views (see rules' bridge_for), so
+    # the ELBO's model and draws must be such views too; evaluations go through the bridge.
+    bridge = bridge_for(backend, reference)
+    inner: Callable[[Any], Any] = (lambda tree: tree) if bridge is None else bridge.to_inner
+    if bridge is not None:
+        terms = ELBOTerms.from_model(_model_to_inner(log_joint, bridge), closed_form=closed_form)
     dtype = reference.dtype
     params = _initial_params(vi_family, init, reference)
     exact = terms.exact and vi_family.closed_form_entropy
@@ -648,7 +665,7 @@ def fit_vi(
     from surrogate_natgrad import random
 
     train_rng, eval_rng = random.default_rng(seed, like=reference).spawn(2)
-    eval_noise = None if exact else vi_family.draw_noise(eval_rng, n_samples_eval, dtype)
+    eval_noise = None if exact else inner(vi_family.draw_noise(eval_rng, n_samples_eval, dtype))
 
     def elbo_loss(target: Any, noise: Any) -> Array:
         return -estimate_elbo(vi_family, target, terms, noise)
@@ -663,6 +680,8 @@ def fit_vi(
     def evaluate(target: Any) -> float:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
+            if bridge is not None:
+                return _float(bridge.call(negative_elbo, target, eval_noise))
             return _float(negative_elbo(target, eval_noise))
 
     eps = dtype_eps(xp, dtype)
@@ -698,9 +717,9 @@ def fit_vi(
             if not exact:
                 if antithetic:
                     half = vi_family.draw_noise(train_rng, n_samples // 2, dtype)
-                    noise = antithetic_noise(half)
+                    noise = inner(antithetic_noise(half))
                 else:
-                    noise = vi_family.draw_noise(train_rng, n_samples, dtype)
+                    noise = inner(vi_family.draw_noise(train_rng, n_samples, dtype))
             objective = setup.objective(functools.partial(_loss_with_noise, negative_elbo, noise))
             with warnings.catch_warnings():
                 # Out-of-domain candidates evaluate to NaN on purpose and are skipped.

@@ -8,7 +8,9 @@ batch ``(..., d)`` and returns one log density per vector.
 
 from __future__ import annotations
 
+import copy
 import math
+from collections.abc import Callable
 from typing import Any
 
 from surrogate_natgrad import special
@@ -96,6 +98,29 @@ class _GaussianPriorModel:
     def n_obs(self) -> int:
         """Number of observations ``N`` (rows of ``X``)."""
         return int(self.X.shape[0])
+
+    def map_arrays(self, convert: Callable[[Array], Array]) -> Any:
+        """Return a copy of the model with ``convert`` applied to each of its arrays.
+
+        Drivers use it to hand a model to a DLPack bridge (CuPy data seen as zero-copy torch
+        views inside the differentiated ELBO, see :func:`~surrogate_natgrad.fitting.fit_vi`).
+        The model itself is not changed.
+
+        Parameters
+        ----------
+        convert : callable
+            ``convert(array) -> array``, e.g. ``DLPackBridge.to_inner``.
+
+        Returns
+        -------
+        model
+            A shallow copy whose array attributes are ``convert``-ed.
+        """
+        converted = copy.copy(self)
+        for name, value in vars(self).items():
+            if is_array(value):
+                setattr(converted, name, convert(value))
+        return converted
 
     def _batch(self, z: Array) -> tuple[Namespace, Array, tuple[int, ...]]:
         """Return ``(xp, z as (S, d), batch shape)`` after checking the last axis."""

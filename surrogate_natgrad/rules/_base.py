@@ -16,11 +16,13 @@ from typing import Any, NamedTuple
 
 from surrogate_natgrad import _tree
 from surrogate_natgrad._compat import Array, Namespace, namespace
+from surrogate_natgrad.autodiff import bridge_for
 
 __all__ = [
     "Objective",
     "Status",
     "StepInfo",
+    "bridge_for",
     "concrete_bool",
     "quiet_floating_point",
     "status_name",

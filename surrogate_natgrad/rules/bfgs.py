@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 from surrogate_natgrad import _tree
 from surrogate_natgrad._compat import Array, asarray, device, dtype_tolerance, namespace
 from surrogate_natgrad.autodiff import AutodiffBackend
-from surrogate_natgrad.rules._base import Objective, Status
+from surrogate_natgrad.rules._base import Objective, Status, bridge_for
 from surrogate_natgrad.rules.first_order import value_and_grad
 from surrogate_natgrad.rules.step_size import (
     select_step,
@@ -147,6 +147,9 @@ class BFGS:
         info : BFGSInfo
             The loss before the step, the step size taken, the status and the gradient norm.
         """
+        bridge = bridge_for(self.backend, state)
+        if bridge is not None:
+            return bridge.call(self.step, state, objective)
         flat, unravel = _tree.ravel_tree(state.params)
         xp = namespace(flat)
         loss, grads = value_and_grad(objective, state.params, self.backend)

@@ -18,6 +18,7 @@ from surrogate_natgrad.rules._base import (
     Objective,
     Status,
     StepInfo,
+    bridge_for,
     tree_is_finite,
     tree_leaves,
     tree_norm,
@@ -208,6 +209,9 @@ class GradientDescent:
         info : StepInfo
             The loss before the step, the step size taken, the status and the gradient norm.
         """
+        bridge = bridge_for(self.backend, state)
+        if bridge is not None:
+            return bridge.call(self.step, state, objective)
         xp = _namespace_of(state.params)
         new_params, loss, step, status, grads, _ = baseline_step(
             state.params,
@@ -438,6 +442,9 @@ class Adam:
         info : StepInfo
             The loss before the step, the step size taken, the status and the gradient norm.
         """
+        bridge = bridge_for(self.backend, state)
+        if bridge is not None:
+            return bridge.call(self.step, state, objective)
         xp = _namespace_of(state.params)
         loss, grads = value_and_grad(objective, state.params, self.backend)
         new_params, moments = self.apply_gradient(state.params, grads, state.moments)

@@ -15,6 +15,7 @@ from surrogate_natgrad.rules._base import (
     Objective,
     Status,
     StepInfo,
+    bridge_for,
     concrete_bool,
     tree_is_finite,
     tree_leaves,
@@ -171,6 +172,9 @@ class NaturalGradientDescent:
         info : StepInfo
             The loss before the step, the step size taken, the status and the gradient norm.
         """
+        bridge = bridge_for(self.backend, state)
+        if bridge is not None:
+            return bridge.call(self.step, state, objective)
         leaves = tree_leaves(state.params)
         xp = namespace(*leaves)
         like = leaves[0]

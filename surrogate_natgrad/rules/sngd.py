@@ -29,6 +29,7 @@ from surrogate_natgrad.rules._base import (
     Objective,
     Status,
     StepInfo,
+    bridge_for,
     quiet_floating_point,
     tree_is_finite,
     tree_leaves,
@@ -430,6 +431,9 @@ class SNGD:
         info : StepInfo
             Loss before the step, step size taken, status, gradient norm.
         """
+        bridge = bridge_for(self.backend, state)
+        if bridge is not None:
+            return bridge.call(self.step, state, objective)
         params = state.surrogate_params
         leaves = tree_leaves(params)
         xp = namespace(*leaves)
