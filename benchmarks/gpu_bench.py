@@ -5,6 +5,7 @@ Usage::
     python benchmarks/gpu_bench.py --out gpu_bench.json
     python benchmarks/gpu_bench.py --experiments E1 --repeats 5
     python benchmarks/gpu_bench.py --backends numpy-cpu torch-cpu   # dry run, no GPU needed
+    python benchmarks/gpu_bench.py --plot times.png --from e1.json e3.json   # plot earlier runs
 
 Backends:
 
@@ -379,12 +380,68 @@ def _parser() -> argparse.ArgumentParser:
         "--steps", type=int, default=None, help="iterations per run (default: the experiment's)"
     )
     parser.add_argument("--size", choices=("quick", "paper"), default="paper")
+    parser.add_argument(
+        "--plot", type=Path, default=None, help="also draw time per iteration to this PNG"
+    )
+    parser.add_argument(
+        "--from",
+        dest="inputs",
+        nargs="+",
+        type=Path,
+        default=None,
+        help="plot these earlier JSON outputs instead of running (with --plot)",
+    )
     return parser
+
+
+def plot_results(results: Sequence[dict[str, Any]], path: Path, title: str) -> None:
+    """Bar chart of the median time per iteration, per experiment and backend (log scale)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = [r for r in results if r.get("status") == "ok" and r.get("per_iter_s")]
+    experiments = list(dict.fromkeys(r["experiment"] for r in done))
+    backends = list(dict.fromkeys(r["backend"] for r in done))
+    width = 0.8 / max(len(backends), 1)
+    figure, axes = plt.subplots(figsize=(7.0, 3.8))
+    for index, backend in enumerate(backends):
+        times = [
+            next(
+                (
+                    1e3 * r["per_iter_s"]
+                    for r in done
+                    if r["experiment"] == e and r["backend"] == backend
+                ),
+                np.nan,
+            )
+            for e in experiments
+        ]
+        positions = np.arange(len(experiments)) + (index - (len(backends) - 1) / 2) * width
+        axes.bar(positions, times, width, label=backend)
+    axes.set_xticks(np.arange(len(experiments)), experiments)
+    axes.set_yscale("log")
+    axes.set_ylabel("median time per iteration (ms)")
+    axes.set_title(title, fontsize=9)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; return the process exit status (0 also when there is no GPU)."""
     args = _parser().parse_args(argv)
+    if args.inputs:
+        if args.plot is None:
+            raise SystemExit("--from needs --plot")
+        records = [json.loads(path.read_text()) for path in args.inputs]
+        results = [r for record in records for r in record.get("results", [])]
+        device = next((r["gpu"].get("device_name") for r in records if r.get("gpu")), None)
+        plot_results(results, args.plot, f"surrogate_natgrad on {device or 'CPU only'}")
+        print(f"wrote {args.plot}")
+        return 0
     status = gpu_status()
     header: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -422,6 +479,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_speedups(results)
     args.out.write_text(json.dumps({**header, "status": "ok", "results": results}, indent=2))
     print(f"wrote {args.out}")
+    if args.plot is not None:
+        plot_results(results, args.plot, f"surrogate_natgrad on {status['device_name']}")
+        print(f"wrote {args.plot}")
     return 0
 
 

@@ -320,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--problems", nargs="+", default=list(DEFAULT_PROBLEMS))
     parser.add_argument("--size", choices=("quick", "paper"), default="paper")
     parser.add_argument("--backend", choices=benchmarking.BACKENDS, default="numpy")
+    parser.add_argument(
+        "--device", default=None, help="torch device for --backend torch (e.g. cuda)"
+    )
     parser.add_argument("--out", default=str(ROOT / "docs" / "_static" / "benchmarks"))
     parser.add_argument("--md", default=str(ROOT / "docs" / "benchmarks.md"))
     parser.add_argument(
@@ -386,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         log=log,
         max_iter=args.max_iter,
         methods=args.methods,
+        device=args.device,
     )
     # Every problem records the run it came from, so a merged file stays traceable.
     for result in results["problems"].values():
@@ -396,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
             "size": args.size,
             "load_average": results["machine"].get("load_average"),
             "methods": args.methods,
+            "backend": args.backend,
+            "device": args.device,
         }
     if previous is not None:
         merged = dict(previous["problems"])
