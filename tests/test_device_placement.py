@@ -526,3 +526,23 @@ def test_model_map_arrays_copies_and_leaves_the_model_alone(stand_in_bridge):
     expected = np.sum(scipy.stats.bernoulli.logpmf([1, 0, 1], scipy.special.expit(logits)))
     expected += scipy.stats.multivariate_normal(np.zeros(2)).logpdf(z)  # prior N(0, I)
     np.testing.assert_allclose(float(seen.log_joint(torch.asarray(z))), expected, rtol=1e-12)
+
+
+def test_precision_coordinates_stay_on_device():
+    """The Adam baseline on Ω⁻¹ = WᵀW: both directions stay on the array's device."""
+    from surrogate_natgrad.distributions import SkewNormal
+
+    scale = np.array([[2.0, 0.3], [0.3, 1.0]])
+    params = {
+        "loc": on_device([0.5, -1.0]),
+        "scale": on_device(scale),
+        "alpha": on_device([1.0, -2.0]),
+    }
+    coords = SkewNormal.to_unconstrained_precision(params)
+    assert_on_device(coords, "precision coordinates")
+    back = SkewNormal.from_unconstrained_precision(coords)
+    assert_on_device(back, "parameters from precision coordinates")
+    np.testing.assert_allclose(to_numpy(back["scale"]), scale, rtol=1e-12)
+    # W is a root of the precision: WᵀW = Ω⁻¹
+    root = to_numpy(coords["precision_root"])
+    np.testing.assert_allclose(root.T @ root, np.linalg.inv(scale), rtol=1e-12)

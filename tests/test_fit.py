@@ -252,6 +252,24 @@ def test_minibatches_are_seeded(e1):
     assert first.loss < first.history.loss[0]
 
 
+@pytest.mark.parametrize("step_decay", [None, 3.0, math.inf])
+def test_minibatch_step_size_decays(e1, step_decay):
+    """Step t proposes ε₀ / √(1 + (t - 1)/τ) (τ = 100 by default; inf: fixed steps)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        result = fit(
+            NegativeBinomial, e1.data, init=e1.init, batch_size=100, max_iter=12,
+            step_size=0.05, step_decay=step_decay, seed=0,
+        )
+    tau = 100.0 if step_decay is None else step_decay
+    proposed = 0.05 / np.sqrt(1.0 + np.arange(12) / tau)
+    taken = result.history.step_size[1:]
+    # backtracking may only shorten a proposed step, by halvings
+    ratio = taken / proposed
+    np.testing.assert_allclose(ratio, 2.0 ** np.round(np.log2(ratio)), rtol=1e-12)
+    assert np.all(ratio <= 1.0 + 1e-12) and np.mean(ratio == 1.0) > 0.5
+
+
 def test_init_errors(e1):
     with pytest.raises(DomainError, match=r"'p'"):
         fit(NegativeBinomial, e1.data, init={"n": 2.0, "p": 1.5})

@@ -331,7 +331,9 @@ def jacobian_rows_from_vjp(
             if rows[j]:
                 stacked = xp.stack(rows[j], axis=0)
             else:
-                stacked = xp.zeros((0, *input_shapes[j]), dtype=out_leaf.dtype)
+                stacked = xp.zeros(
+                    (0, *input_shapes[j]), dtype=out_leaf.dtype, device=device(out_leaf)
+                )
             block_row.append(xp.reshape(stacked, out_shape + tuple(input_shapes[j])))
         blocks.append(block_row)
     return blocks

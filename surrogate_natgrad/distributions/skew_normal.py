@@ -529,7 +529,7 @@ def quadratic_form_nll(
         )
         grad_alpha = projected_residual / omega
         dim = int(scale.shape[-1])
-        eye = xp.eye(dim, dtype=scale.dtype)
+        eye = xp.eye(dim, dtype=scale.dtype, device=device(scale))
         diagonal = -slant * projected_residual / (2.0 * omega * omega)
         grad_scale = (
             grads["logdet"] * linalg.cho_inverse(chol)
@@ -584,7 +584,7 @@ def _moment_start(values: Array) -> dict[str, Array]:
     delta = mean_z / _SQRT_2_OVER_PI
     omega = std_safe / xp.sqrt(1.0 - mean_z * mean_z)
     beta = omega * delta
-    ridge = xp.eye(dim, dtype=values.dtype) * (floor * floor)
+    ridge = xp.eye(dim, dtype=values.dtype, device=device(values)) * (floor * floor)
     scale = linalg.symmetrize(cov + ridge) + (2.0 / math.pi) * linalg.matrix_outer(beta, beta)
     loc = mean - _SQRT_2_OVER_PI * beta
     omega_full = xp.sqrt(xp.linalg.diagonal(scale))
@@ -868,7 +868,7 @@ class SkewNormal(Distribution):
         xp = namespace(*params.values())
         scale = linalg.symmetrize(params["scale"])
         chol = linalg.cholesky(scale)
-        eye = xp.eye(int(scale.shape[-1]), dtype=scale.dtype)
+        eye = xp.eye(int(scale.shape[-1]), dtype=scale.dtype, device=device(scale))
         omega = xp.sqrt(xp.linalg.diagonal(scale))
         return {
             "loc": params["loc"],
@@ -1179,7 +1179,7 @@ class SkewNormalMixture(Distribution):
         order = xp.argsort(scores)
         ordered = xp.take(values, order, axis=0)
         spread = xp.mean(xp.linalg.diagonal(cov))
-        ridge = xp.eye(dim, dtype=values.dtype) * (1e-3 * spread + 1e-12)
+        ridge = xp.eye(dim, dtype=values.dtype, device=device(values)) * (1e-3 * spread + 1e-12)
         locs, scales, shares = [], [], []
         for k in range(n_components):
             start, stop = round(k * count / n_components), round((k + 1) * count / n_components)

@@ -381,7 +381,7 @@ class ExponentialFamily:
         """
         xp = namespace(x=x)
         shape = tuple(x.shape[: x.ndim - self.event_ndim])
-        return xp.zeros(shape, dtype=x.dtype)
+        return xp.zeros(shape, dtype=x.dtype, device=_device(x))
 
     def log_prob(self, natural: Any, x: Array) -> Array:
         """Return ``log q(x) = <natural, T(x)> - A(natural) + log h(x)``.

@@ -55,6 +55,8 @@ DISTRIBUTIONS: dict[str, type[Distribution]] = registered()
 _LINE_SEARCHES = ("auto", None, "backtracking", "armijo", "grid")
 # Rule statuses (surrogate_natgrad.rules.Status) that end a fit.
 _ACCEPTED = (0, 1)  # OK, BACKTRACKED
+#: Characteristic number of steps of the default minibatch step-size decay.
+_DEFAULT_STEP_DECAY = 100.0
 _NONFINITE = 4
 _SINGULAR_FISHER = 5
 
@@ -380,6 +382,7 @@ def fit(
     mc_samples: int = 10_000,
     eval_every: int = 10,
     max_step_growth: float = 64.0,
+    step_decay: float | None = None,
 ) -> FitResult:
     """Fit a distribution to count data by maximum likelihood.
 
@@ -456,6 +459,12 @@ def fit(
         reaches twice as far; when a step of at most a quarter of the range wins, the range
         halves again (never below ``step_size``). Mixture fits, which move like EM along
         flat ridges, converge several times faster this way. 1 keeps the grid fixed.
+    step_decay : float, optional
+        With minibatches, the step size at step ``t`` of SNGD, NGD and GD is
+        ``step_size / √(1 + (t - 1)/step_decay)``: large steps early, then smaller ones below
+        the noise floor a fixed step leaves on a minibatch estimate. Default 100 for
+        minibatch fits; ``float("inf")`` keeps the step fixed. Not used by Adam and BFGS, nor
+        by full-batch fits (their line searches choose the step).
 
     Returns
     -------
@@ -517,8 +526,13 @@ def fit(
         ("step_size", step_size),
         ("aux_step_size", aux_step_size),
         ("max_step_growth", max_step_growth),
+        ("step_decay", step_decay),
     ):
-        if value is not None and not (is_real(value) and value > 0 and math.isfinite(value)):
+        if value is None:
+            continue
+        # step_decay may be inf (no decay); the others must be finite
+        finite = is_real(value) and (name == "step_decay" or math.isfinite(value))
+        if not (finite and value > 0):
             raise DataError(f"{name} must be a positive number, got {value!r}")
     # Chunked data (ChunkedData, Dask array, memory map, .npy path; surrogate_natgrad.chunked):
     # one validating pass over the chunks; `counts` is then a sample for the start only.
@@ -548,6 +562,10 @@ def fit(
         raise DataError(f"n_components applies to mixtures only; got {n_components!r}")
     minibatch = batch_size is not None
     search = _resolve_line_search(line_search, method, minibatch)
+    decay: float | None = None
+    if minibatch and method in ("sngd", "ngd", "gd"):
+        decay = _DEFAULT_STEP_DECAY if step_decay is None else float(step_decay)
+        decay = None if math.isinf(decay) else decay
     max_iter = max_iter if max_iter is not None else (1000 if minibatch else 500)
     eps = dtype_eps(xp, counts.dtype)
     stopping = StoppingRule(
@@ -657,10 +675,16 @@ def fit(
                 )
             else:
                 objective = full_objective
+            rule = setup.rule
+            if decay is not None:
+                # Robbins–Monro-style decay: a fixed step leaves a minibatch noise floor.
+                rule = dataclasses.replace(
+                    rule, step_size=setup.base_step_size / math.sqrt(1.0 + (iteration - 1) / decay)
+                )
             with warnings.catch_warnings():
                 # Out-of-domain line-search candidates evaluate to NaN on purpose.
                 warnings.simplefilter("ignore", RuntimeWarning)
-                new_state, info = setup.rule.step(state, objective)
+                new_state, info = rule.step(state, objective)
             if int(info.status) not in _ACCEPTED and setup.fallback is not None:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
