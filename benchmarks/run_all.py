@@ -76,9 +76,11 @@ eager NumPy step; JAX without `jit` is far slower than NumPy (op-by-op dispatch)
     "E3-D100": """
 E3 at d = 100, N = 10,000 (last 1000 held out): the size at which the authors' code reports
 its held-out NLL (92.74 at 1000 steps, on their data). Minibatches of 100, evaluation every
-10 steps; SNGD with `fit`'s defaults against Adam on (ξ, W, η_s) with Ω = WWᵀ
-(`adam/cholesky`) and Ω⁻¹ = WWᵀ (`adam/precision`), step sizes 1e-3, 1e-2, 1e-1. The
-held-out column and the curves are the held-out NLL.
+10 steps; SNGD with `fit`'s defaults (step 0.1 decaying as 1/√(1 + t/100): with a fixed
+0.1 the held-out NLL ends at 91.75 here, 98.06 on E4-D100) against Adam on (ξ, W, η_s) with
+Ω = WWᵀ (`adam/cholesky`) and Ω⁻¹ = WWᵀ (`adam/precision`), step sizes 1e-3, 1e-2, 1e-1.
+The held-out column and the curves are the held-out NLL. At d = 1000 on an H100 (torch
+CUDA, see the GPU page) SNGD reaches a held-out NLL of 1017.0 against Adam's best 1088.8.
 """,
     "E4-D100": """
 E4 (skew-t, ν = 10, start ν = 50) at d = 100, as E3-D100, with log(ν − 2) as the fourth
