@@ -397,7 +397,9 @@ def test_invalid_integer_options_of_fit_raise_data_error(name, value):
     value=hs.one_of(hs.floats(max_value=-1e-300), hs.sampled_from([math.nan, math.inf])),
 )
 def test_invalid_numeric_options_of_fit_raise_data_error(name, value):
-    with pytest.raises(DataError, match=rf"^{name} must be a (positive|non-negative) number"):
+    with pytest.raises(
+        DataError, match=rf"^{name} must be a (positive|non-negative) finite number"
+    ):
         fit(NegativeBinomial, np.arange(10), **{name: value})
 
 

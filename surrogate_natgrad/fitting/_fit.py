@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -39,6 +38,7 @@ from surrogate_natgrad.fitting._stopping import StoppingRule, default_gtol, defa
 from surrogate_natgrad.fitting._validation import (
     check_option,
     check_positive_int,
+    check_real,
     check_validation_data,
 )
 
@@ -516,24 +516,15 @@ def fit(
     check_positive_int("eval_every", eval_every, allow_none=False)
     if callback is not None and not callable(callback):
         raise DataError(f"callback must be callable, got {type(callback).__name__}")
-    def is_real(value: object) -> bool:
-        return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
     for name, value in (("tol", tol), ("gtol", gtol)):
-        if value is not None and not (is_real(value) and value >= 0 and math.isfinite(value)):
-            raise DataError(f"{name} must be a non-negative number, got {value!r}")
+        check_real(name, value)
     for name, value in (
         ("step_size", step_size),
         ("aux_step_size", aux_step_size),
         ("max_step_growth", max_step_growth),
-        ("step_decay", step_decay),
     ):
-        if value is None:
-            continue
-        # step_decay may be inf (no decay); the others must be finite
-        finite = is_real(value) and (name == "step_decay" or math.isfinite(value))
-        if not (finite and value > 0):
-            raise DataError(f"{name} must be a positive number, got {value!r}")
+        check_real(name, value, positive=True)
+    check_real("step_decay", step_decay, positive=True, allow_inf=True)
     # Chunked data (ChunkedData, Dask array, memory map, .npy path; surrogate_natgrad.chunked):
     # one validating pass over the chunks; `counts` is then a sample for the start only.
     from surrogate_natgrad.chunked import prepare_fit

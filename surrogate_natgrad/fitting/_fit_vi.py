@@ -60,7 +60,7 @@ from surrogate_natgrad.families.mcef import SkewNormalMCEFStandard
 from surrogate_natgrad.fitting._callbacks import Callback, IterationInfo, ProgressBar
 from surrogate_natgrad.fitting._result import FitHistory, FitResult
 from surrogate_natgrad.fitting._stopping import StoppingRule, default_gtol, default_tol
-from surrogate_natgrad.fitting._validation import check_option, check_positive_int
+from surrogate_natgrad.fitting._validation import check_option, check_positive_int, check_real
 from surrogate_natgrad.maps import SurrogateMap
 from surrogate_natgrad.vi import (
     ELBOTerms,
@@ -617,9 +617,9 @@ def fit_vi(
         ("eval_every", eval_every),
     ):
         check_positive_int(name, value, allow_none=False)
-    for label, number in (("step_size", step_size), ("aux_step_size", aux_step_size)):
-        if number is not None and not (number > 0 and math.isfinite(number)):
-            raise DataError(f"{label} must be a positive number, got {number!r}")
+    for option, number in (("step_size", step_size), ("aux_step_size", aux_step_size)):
+        check_real(option, number, positive=True)
+    check_real("step_decay", step_decay, positive=True, allow_inf=True)
     if callback is not None and not callable(callback):
         raise DataError(f"callback must be callable, got {type(callback).__name__}")
     if antithetic and n_samples % 2:
@@ -643,8 +643,6 @@ def fit_vi(
     dtype = reference.dtype
     params = _initial_params(vi_family, init, reference)
     exact = terms.exact and vi_family.closed_form_entropy
-    if step_decay is not None and not step_decay > 0:
-        raise DataError(f"step_decay must be a positive number, got {step_decay!r}")
     decay = None if exact else (_DEFAULT_STEP_DECAY if step_decay is None else step_decay)
     if decay is not None and math.isinf(decay):
         decay = None

@@ -86,7 +86,14 @@ def check_positive_int(name: str, value: Any, *, allow_none: bool = True) -> Non
         raise DataError(f"{name} must be a positive integer, got {value!r}")
 
 
-def check_real(name: str, value: Any, *, positive: bool = False, allow_none: bool = True) -> None:
+def check_real(
+    name: str,
+    value: Any,
+    *,
+    positive: bool = False,
+    allow_none: bool = True,
+    allow_inf: bool = False,
+) -> None:
     """Raise :class:`DataError` unless ``value`` is a finite real number.
 
     Parameters
@@ -99,6 +106,8 @@ def check_real(name: str, value: Any, *, positive: bool = False, allow_none: boo
         Require ``value > 0`` (otherwise ``value >= 0``).
     allow_none : bool, optional
         Accept None (an option left at its default).
+    allow_inf : bool, optional
+        Accept ``inf`` too (an option whose infinite value means "off").
 
     Raises
     ------
@@ -107,12 +116,14 @@ def check_real(name: str, value: Any, *, positive: bool = False, allow_none: boo
     """
     if value is None and allow_none:
         return
-    wanted = "a positive" if positive else "a non-negative"
+    sign = "a positive" if positive else "a non-negative"
+    wanted = f"{sign} number or inf" if allow_inf else f"{sign} finite number"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise DataError(f"{name} must be {wanted} finite number, got {value!r}")
+        raise DataError(f"{name} must be {wanted}, got {value!r}")
     number = float(value)
-    if not math.isfinite(number) or number < 0 or (positive and number == 0):
-        raise DataError(f"{name} must be {wanted} finite number, got {value!r}")
+    finite = math.isfinite(number) or (allow_inf and number == math.inf)
+    if not finite or number < 0 or (positive and number == 0):
+        raise DataError(f"{name} must be {wanted}, got {value!r}")
 
 
 def check_callable(name: str, value: Any, *, allow_none: bool = True) -> None:
