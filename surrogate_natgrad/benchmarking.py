@@ -1823,6 +1823,20 @@ def _jit_table(results: Mapping[str, Any]) -> str:
     return header + "\n" + "\n".join(rows)
 
 
+def _commit_label(run: dict[str, Any]) -> str:
+    """``run``'s commit, shortened, marked "(dirty)" when the tree had changes."""
+    git = run.get("git") or {}
+    return str(git.get("commit", "?"))[:10] + (" (dirty)" if git.get("dirty") else "")
+
+
+def _where(run: dict[str, Any]) -> str:
+    """Where ``run`` ran, e.g. ``", backend torch on cuda"``; empty for NumPy on the CPU."""
+    backend, device = run.get("backend"), run.get("device")
+    if backend in (None, "numpy") and device is None:
+        return ""
+    return f", backend {backend}" + (f" on {device}" if device else "")
+
+
 def write_markdown(
     results: Mapping[str, Any],
     path: str | Path,
@@ -1891,20 +1905,16 @@ def write_markdown(
         lines += [f"{description}; {result.get('max_iter')} iterations per run.", ""]
         run = result.get("run")
         if run:
-            git = run.get("git") or {}
-            commit = str(git.get("commit", "?"))[:10] + (" (dirty)" if git.get("dirty") else "")
             lines += [
-                f"Run {run.get('created')}, commit `{commit}`, load average at start "
-                f"{run.get('load_average')}.",
+                f"Run {run.get('created')}, commit `{_commit_label(run)}`{_where(run)}, load "
+                f"average at start {run.get('load_average')}.",
                 "",
             ]
         rerun = result.get("rerun")
         if rerun:
-            git = rerun.get("git") or {}
-            commit = str(git.get("commit", "?"))[:10] + (" (dirty)" if git.get("dirty") else "")
             lines += [
                 f"Methods {', '.join(rerun.get('methods') or [])} re-run {rerun.get('created')} "
-                f"at commit `{commit}` (the other runs as above).",
+                f"at commit `{_commit_label(rerun)}`{_where(rerun)} (the other runs as above).",
                 "",
             ]
         if not result.get("runs"):
