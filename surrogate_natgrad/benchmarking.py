@@ -580,44 +580,6 @@ def _heldout_data(problem: Any, seed: int) -> np.ndarray | None:
 #: once per parameterisation, as ``"adam/cholesky"`` and ``"adam/precision"``.
 ADAM_PARAMETERIZATIONS = ("cholesky", "precision")
 
-_PRECISION_CLASSES: dict[type, type] = {}
-
-
-def _precision_coordinates(cls: type) -> type:
-    """``cls`` with :meth:`to_unconstrained_precision` as its baselines' coordinates.
-
-    :func:`~surrogate_natgrad.fit` runs its baselines on ``cls.to_unconstrained`` /
-    ``cls.from_unconstrained``; this subclass swaps in the precision-root pair, so the Adam
-    baseline on ``Ω⁻¹ = WᵀW`` runs through ``fit`` with the same protocol (minibatches,
-    evaluation, history) as every other method. The subclass is kept out of the registry of
-    target names (``fit("skew_normal", ...)`` still finds ``cls``).
-    """
-    cached = _PRECISION_CLASSES.get(cls)
-    if cached is not None:
-        return cached
-    if not hasattr(cls, "to_unconstrained_precision"):
-        raise NotRunnableError(
-            f"{cls.__name__} has no precision parameterisation (to_unconstrained_precision)"
-        )
-    from surrogate_natgrad.distributions import _base
-
-    saved = dict(_base._REGISTRY)
-    try:
-        target: Any = cls
-        namespace_dict = {
-            "__module__": cls.__module__,
-            "__qualname__": cls.__qualname__,
-            "__doc__": cls.__doc__,
-            "to_unconstrained": staticmethod(target.to_unconstrained_precision),
-            "from_unconstrained": staticmethod(target.from_unconstrained_precision),
-        }
-        variant = type(cls.__name__, (cls,), namespace_dict)
-    finally:  # subclassing registers the class under its name: keep the original there
-        _base._REGISTRY.clear()
-        _base._REGISTRY.update(saved)
-    _PRECISION_CLASSES[cls] = variant
-    return variant
-
 
 def _mle_runner(
     problem: Any,
@@ -636,17 +598,15 @@ def _mle_runner(
     data = to_backend(problem.data, backend, device)
     base_method, _, line_search = method.partition("/")
     distribution = problem.distribution
-    if base_method == "adam" and line_search in ADAM_PARAMETERIZATIONS:
-        # "adam/precision": Adam on Ω⁻¹ = WᵀW (the paper's second baseline).
-        if line_search == "precision":
-            distribution = _precision_coordinates(problem.distribution)
-        line_search = ""
     options: dict[str, Any] = {
         "method": base_method,
         "init": problem.init,
         "step_size": step_size,
         "seed": seed,
     }
+    if base_method == "adam" and line_search in ADAM_PARAMETERIZATIONS:
+        # "adam/precision": Adam on Ω⁻¹ = WᵀW (the paper's second baseline).
+        options["parameterization"], line_search = line_search, ""
     if problem.n_components is not None:
         options["n_components"] = problem.n_components
     for key in ("mc_samples", "batch_size", "eval_every", "aux_step_size", "grid_size"):

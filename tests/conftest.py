@@ -160,3 +160,15 @@ def xp(backend):
 def ad_xp(ad_backend):
     """The array namespace of ``ad_backend``."""
     return ad_backend.xp
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--full-recovery",
+        action="store_true",
+        default=False,
+        help=(
+            "run every case of tests/test_recovery.py on 10⁵ samples (the skew-t and the "
+            "t copula take minutes there; by default they use fewer)"
+        ),
+    )

@@ -7,8 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from surrogate_natgrad import benchmarking
-from surrogate_natgrad.distributions import SkewNormal
+from surrogate_natgrad import benchmarking, distributions
 from surrogate_natgrad.distributions._base import registered
 
 
@@ -44,26 +43,50 @@ def test_precision_run_uses_precision_coordinates(e3_adam: dict) -> None:
     assert cholesky.final_loss != precision.final_loss
 
 
-def test_precision_variant_swaps_coordinates_and_keeps_the_registry() -> None:
-    variant = benchmarking._precision_coordinates(SkewNormal)
-    assert issubclass(variant, SkewNormal)
-    assert registered()["skew_normal"] is SkewNormal
-    assert registered()["skewnormal"] is SkewNormal
+def _spd(rng: np.random.Generator, dim: int) -> np.ndarray:
+    weights = rng.normal(size=(dim, dim))
+    return weights @ weights.T + np.eye(dim)
+
+
+def _corr(matrix: np.ndarray) -> np.ndarray:
+    scale = np.sqrt(np.diag(matrix))
+    return matrix / np.outer(scale, scale)
+
+
+@pytest.mark.parametrize("name", ["SkewNormal", "SkewT", "TCopula"])
+def test_precision_coordinates_are_a_root_of_the_inverse(name: str) -> None:
+    """``to_unconstrained_precision``: ``WᵀW = Ω⁻¹`` with ``W`` the transposed lower
+    Cholesky factor of ``Ω⁻¹`` (NumPy's inverse and Cholesky), and back."""
     rng = np.random.default_rng(3)
-    weights = rng.normal(size=(3, 3))
-    params = {
-        "loc": rng.normal(size=3),
-        "scale": weights @ weights.T + np.eye(3),
-        "alpha": rng.normal(size=3),
-    }
-    coords = variant.to_unconstrained(params)
-    assert set(coords) == {"loc", "precision_root", "skew"}
-    # Ω⁻¹ = WᵀW, checked against NumPy's inverse.
+    cls = getattr(distributions, name)
+    if name == "TCopula":
+        params = {"corr": _corr(_spd(rng, 3)), "df": np.asarray(5.0)}
+        matrix = params["corr"]
+    else:
+        params = {"loc": rng.normal(size=3), "scale": _spd(rng, 3), "alpha": rng.normal(size=3)}
+        if name == "SkewT":
+            params["df"] = np.asarray(7.0)
+        matrix = params["scale"]
+    coords = cls.to_unconstrained_precision(params)
     root = coords["precision_root"]
-    np.testing.assert_allclose(root.T @ root, np.linalg.inv(params["scale"]), rtol=1e-10)
-    back = variant.from_unconstrained(coords)
-    np.testing.assert_allclose(back["scale"], params["scale"], rtol=1e-10)
-    np.testing.assert_allclose(back["alpha"], params["alpha"], rtol=1e-10)
+    np.testing.assert_allclose(root, np.linalg.cholesky(np.linalg.inv(matrix)).T, rtol=1e-10)
+    back = cls.from_unconstrained_precision(coords)
+    assert set(back) == set(params)
+    for key, value in params.items():
+        np.testing.assert_allclose(back[key], value, rtol=1e-10, atol=1e-12)
+    # Any non-singular W maps back to a valid matrix.
+    other = {**coords, "precision_root": root + 0.3 * rng.normal(size=root.shape)}
+    moved = cls.from_unconstrained_precision(other)
+    expected = np.linalg.inv(other["precision_root"].T @ other["precision_root"])
+    if name == "TCopula":
+        np.testing.assert_allclose(moved["corr"], _corr(expected), rtol=1e-10)
+    else:
+        np.testing.assert_allclose(moved["scale"], expected, rtol=1e-10)
+
+
+def test_precision_runs_leave_the_registry_alone(e3_adam: dict) -> None:
+    assert registered()["skew_normal"] is distributions.SkewNormal
+    assert registered()["skewnormal"] is distributions.SkewNormal
 
 
 def test_floor_of_a_minibatch_problem_passes_over_one_batch() -> None:

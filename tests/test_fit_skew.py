@@ -316,3 +316,68 @@ def test_default_fit_d3_reaches_scipys_optimum():
     result = sng.fit(SkewNormal, data)
     assert result.converged, result.message
     assert abs(result.loss - best_nll) <= 1e-6 * abs(best_nll)
+
+
+@pytest.mark.filterwarnings("ignore::surrogate_natgrad.errors.ConvergenceWarning")
+@pytest.mark.parametrize("parameterization", ["cholesky", "precision"])
+def test_adam_steps_on_the_chosen_square_root(parameterization):
+    """``fit(method="adam", parameterization=...)`` updates ``W`` with ``Ω = WᵀW`` or
+    ``Ω⁻¹ = WᵀW``, starting from the transposed lower Cholesky factor of ``Ω`` or ``Ω⁻¹``.
+
+    Reference: Adam's first step moves every coordinate by the step size against the sign
+    of its gradient; the gradient is a central difference of the SciPy likelihood as a
+    function of ``(ξ, W, η_s = α/ω)``.
+    """
+    loc, scale, alpha = _truth()
+    data = np.asarray(SkewNormal(loc, scale, alpha).sample(500, seed=5))
+    start_scale = np.array([[1.0, 0.2], [0.2, 1.5]])
+    start = {"loc": np.array([0.1, -0.2]), "scale": start_scale, "alpha": np.array([0.5, 0.8])}
+    if parameterization == "precision":
+        root = np.linalg.cholesky(np.linalg.inv(start_scale)).T
+
+        def scale_of(root):
+            return np.linalg.inv(root.T @ root)
+
+    else:
+        root = np.linalg.cholesky(start_scale).T
+
+        def scale_of(root):
+            return root.T @ root
+
+    def nll(vector):
+        loc, skew = vector[:2], vector[6:]
+        scale = scale_of(vector[2:6].reshape(2, 2))
+        log_density = st.multivariate_normal(loc, scale).logpdf(data)
+        return -np.mean(np.log(2.0) + log_density + st.norm.logcdf((data - loc) @ skew))
+
+    skew = start["alpha"] / np.sqrt(np.diag(start_scale))
+    vector = np.concatenate([start["loc"], root.ravel(), skew])
+    steps = 1e-6 * np.eye(vector.size)
+    gradient = np.array([(nll(vector + h) - nll(vector - h)) / 2e-6 for h in steps])
+    assert np.all(np.abs(gradient) > 1e-4)  # Adam's first step is then lr · sign(g)
+    step_size = 1e-3
+    moved = vector - step_size * np.sign(gradient)
+    expected_scale = scale_of(moved[2:6].reshape(2, 2))
+    expected_alpha = np.sqrt(np.diag(expected_scale)) * moved[6:]
+
+    result = sng.fit(
+        SkewNormal,
+        data,
+        method="adam",
+        init=start,
+        step_size=step_size,
+        max_iter=1,
+        parameterization=parameterization,
+    )
+    np.testing.assert_allclose(result.params["loc"], moved[:2], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(result.params["scale"], expected_scale, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(result.params["alpha"], expected_alpha, rtol=0, atol=1e-9)
+
+
+def test_parameterization_is_checked():
+    data = np.asarray(SkewNormal(*_truth()).sample(50, seed=1))
+    with pytest.raises(sng.DataError, match="parameterization must be one of"):
+        sng.fit(SkewNormal, data, method="adam", parameterization="qr")
+    counts = np.arange(20) % 7
+    with pytest.raises(sng.DataError, match="NegativeBinomial has no precision coordinates"):
+        sng.fit("nbinom", counts, method="adam", parameterization="precision")

@@ -25,12 +25,15 @@ from surrogate_natgrad._compat import (
 )
 
 __all__ = [
+    "PARAMETERIZATIONS",
     "cho_inverse",
     "cho_solve",
     "cholesky",
+    "factor_to_scale",
     "is_positive_definite",
     "logdet_from_cholesky",
     "matrix_outer",
+    "scale_to_factor",
     "solve_triangular",
     "symmetrize",
 ]
@@ -167,6 +170,69 @@ def cho_inverse(chol: Array) -> Array:
     # inv(L L^T) = inv(L)^T inv(L): one triangular solve and a product.
     inverse_factor = solve_triangular(chol, xp.broadcast_to(identity, chol.shape), lower=True)
     return xp.linalg.matrix_transpose(inverse_factor) @ inverse_factor
+
+
+#: Square-root parameterisations of a scale matrix ``Ω`` for first-order baselines:
+#: ``Ω = WWᵀ`` (``"cholesky"``) or ``Ω⁻¹ = WWᵀ`` (``"precision"``).
+PARAMETERIZATIONS = ("cholesky", "precision")
+
+
+def _check_parameterization(parameterization: str) -> None:
+    if parameterization not in PARAMETERIZATIONS:
+        raise ValueError(
+            f"parameterization must be one of {PARAMETERIZATIONS}, got {parameterization!r}"
+        )
+
+
+def scale_to_factor(scale: Array, parameterization: str = "cholesky") -> Array:
+    """Return a square root ``W`` of ``Ω`` (``"cholesky"``) or of ``Ω⁻¹`` (``"precision"``).
+
+    The start of a first-order baseline that updates ``W`` freely; every target and
+    variational family shares this convention, so their baselines start alike.
+
+    Parameters
+    ----------
+    scale : array, shape (..., d, d)
+        Symmetric positive-definite scale matrices.
+    parameterization : {"cholesky", "precision"}, optional
+        ``Ω = WWᵀ`` or ``Ω⁻¹ = WWᵀ``.
+
+    Returns
+    -------
+    array, shape (..., d, d)
+        The lower Cholesky factor of ``Ω`` or of ``Ω⁻¹``.
+    """
+    _check_parameterization(parameterization)
+    chol = cholesky(symmetrize(scale))
+    if parameterization == "precision":
+        return cholesky(cho_inverse(chol))
+    return chol
+
+
+def factor_to_scale(factor: Array, parameterization: str = "cholesky") -> Array:
+    """Return ``Ω = WWᵀ`` (``"cholesky"``) or ``Ω = (WWᵀ)⁻¹`` (``"precision"``).
+
+    ``W`` is any square matrix (first-order baselines update it freely); for
+    ``"precision"`` it must be non-singular.
+
+    Parameters
+    ----------
+    factor : array, shape (..., d, d)
+        The square root ``W``.
+    parameterization : {"cholesky", "precision"}, optional
+        As in :func:`scale_to_factor`.
+
+    Returns
+    -------
+    array, shape (..., d, d)
+        The scale matrices.
+    """
+    _check_parameterization(parameterization)
+    xp = namespace(factor=factor)
+    gram = factor @ xp.linalg.matrix_transpose(factor)
+    if parameterization == "precision":
+        return cho_inverse(cholesky(symmetrize(gram)))
+    return gram
 
 
 def logdet_from_cholesky(chol: Array) -> Array:

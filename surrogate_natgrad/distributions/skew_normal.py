@@ -831,29 +831,20 @@ class SkewNormal(Distribution):
         ``W = Lᵀ`` (upper Cholesky factor, ``Ω = WᵀW``; any real ``W`` maps back to a
         positive semi-definite ``Ω``) and ``η_s = α / ω``, as the paper's Adam baseline.
         """
-        xp = namespace(*params.values())
-        scale = linalg.symmetrize(params["scale"])
-        omega = xp.sqrt(xp.linalg.diagonal(scale))
-        return {
-            "loc": params["loc"],
-            "scale_root": xp.linalg.matrix_transpose(linalg.cholesky(scale)),
-            "skew": params["alpha"] / omega,
-        }
+        return SkewNormal._to_root_coordinates(params, "scale_root", "cholesky")
 
     @staticmethod
     def from_unconstrained(coords: Mapping[str, Array]) -> dict[str, Array]:
         """Inverse of :meth:`to_unconstrained`: ``Ω = WᵀW``, ``α = ω η_s``."""
-        xp = namespace(*coords.values())
-        root = coords["scale_root"]
-        scale = xp.linalg.matrix_transpose(root) @ root
-        omega = xp.sqrt(xp.linalg.diagonal(scale))
-        return {"loc": coords["loc"], "scale": scale, "alpha": omega * coords["skew"]}
+        return SkewNormal._from_root_coordinates(coords, "scale_root", "cholesky")
 
     @staticmethod
     def to_unconstrained_precision(params: Mapping[str, Array]) -> dict[str, Array]:
         """Baseline coordinates ``{"loc", "precision_root": W, "skew"}`` with ``Ω = (WᵀW)⁻¹``.
 
-        The paper's second Adam parameterisation; ``W = L⁻¹`` for ``Ω = LLᵀ``.
+        The paper's second Adam parameterisation; ``W = Mᵀ`` with ``M`` the lower Cholesky
+        factor of ``Ω⁻¹`` (:func:`~surrogate_natgrad.vi.scale_to_factor`, the start the
+        variational families and :class:`~surrogate_natgrad.distributions.TCopula` use).
 
         Parameters
         ----------
@@ -865,16 +856,7 @@ class SkewNormal(Distribution):
         dict of str to array
             The unconstrained coordinates.
         """
-        xp = namespace(*params.values())
-        scale = linalg.symmetrize(params["scale"])
-        chol = linalg.cholesky(scale)
-        eye = xp.eye(int(scale.shape[-1]), dtype=scale.dtype, device=device(scale))
-        omega = xp.sqrt(xp.linalg.diagonal(scale))
-        return {
-            "loc": params["loc"],
-            "precision_root": linalg.solve_triangular(chol, eye, lower=True),
-            "skew": params["alpha"] / omega,
-        }
+        return SkewNormal._to_root_coordinates(params, "precision_root", "precision")
 
     @staticmethod
     def from_unconstrained_precision(coords: Mapping[str, Array]) -> dict[str, Array]:
@@ -890,10 +872,35 @@ class SkewNormal(Distribution):
         dict of str to array
             The parameters.
         """
+        return SkewNormal._from_root_coordinates(coords, "precision_root", "precision")
+
+    @staticmethod
+    def _to_root_coordinates(
+        params: Mapping[str, Array], root_name: str, parameterization: str
+    ) -> dict[str, Array]:
+        """``{"loc", root_name: W, "skew"}`` with ``W`` from :func:`linalg.scale_to_factor`.
+
+        The root is stored transposed (``Ω = WᵀW``, or ``Ω⁻¹ = WᵀW``), the convention of
+        these coordinates; ``η_s = α / ω``.
+        """
+        xp = namespace(*params.values())
+        scale = linalg.symmetrize(params["scale"])
+        omega = xp.sqrt(xp.linalg.diagonal(scale))
+        factor = linalg.scale_to_factor(scale, parameterization)
+        return {
+            "loc": params["loc"],
+            root_name: xp.linalg.matrix_transpose(factor),
+            "skew": params["alpha"] / omega,
+        }
+
+    @staticmethod
+    def _from_root_coordinates(
+        coords: Mapping[str, Array], root_name: str, parameterization: str
+    ) -> dict[str, Array]:
+        """Inverse of :meth:`_to_root_coordinates`."""
         xp = namespace(*coords.values())
-        root = coords["precision_root"]
-        precision = xp.linalg.matrix_transpose(root) @ root
-        scale = linalg.cho_inverse(linalg.cholesky(linalg.symmetrize(precision)))
+        root = xp.linalg.matrix_transpose(coords[root_name])
+        scale = linalg.factor_to_scale(root, parameterization)
         omega = xp.sqrt(xp.linalg.diagonal(scale))
         return {"loc": coords["loc"], "scale": scale, "alpha": omega * coords["skew"]}
 

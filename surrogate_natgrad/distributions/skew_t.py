@@ -19,7 +19,7 @@ high dimension. Pure math (layer 3).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from surrogate_natgrad._compat import Array, linalg, namespace
@@ -424,22 +424,14 @@ class SkewT(Distribution):
         """Baseline coordinates: those of the skew-normal plus ``log_df = log(ν - 2)``."""
         from surrogate_natgrad.distributions.skew_normal import SkewNormal
 
-        xp = namespace(params["df"])
-        out = SkewNormal.to_unconstrained(params)
-        out["log_df"] = xp.log(params["df"] - 2.0)
-        return out
+        return _with_log_df(SkewNormal.to_unconstrained(params), params["df"])
 
     @staticmethod
     def from_unconstrained(coords: Mapping[str, Array]) -> dict[str, Array]:
         """Inverse of :meth:`to_unconstrained` (``ν = exp(log_df) + 2``)."""
         from surrogate_natgrad.distributions.skew_normal import SkewNormal
 
-        xp = namespace(coords["log_df"])
-        out = SkewNormal.from_unconstrained(
-            {key: coords[key] for key in ("loc", "scale_root", "skew")}
-        )
-        out["df"] = xp.exp(coords["log_df"]) + 2.0
-        return out
+        return _with_df(SkewNormal.from_unconstrained, coords, "scale_root")
 
     @staticmethod
     def to_unconstrained_precision(params: Mapping[str, Array]) -> dict[str, Array]:
@@ -457,10 +449,7 @@ class SkewT(Distribution):
         """
         from surrogate_natgrad.distributions.skew_normal import SkewNormal
 
-        xp = namespace(params["df"])
-        out = SkewNormal.to_unconstrained_precision(params)
-        out["log_df"] = xp.log(params["df"] - 2.0)
-        return out
+        return _with_log_df(SkewNormal.to_unconstrained_precision(params), params["df"])
 
     @staticmethod
     def from_unconstrained_precision(coords: Mapping[str, Array]) -> dict[str, Array]:
@@ -478,12 +467,7 @@ class SkewT(Distribution):
         """
         from surrogate_natgrad.distributions.skew_normal import SkewNormal
 
-        xp = namespace(coords["log_df"])
-        out = SkewNormal.from_unconstrained_precision(
-            {key: coords[key] for key in ("loc", "precision_root", "skew")}
-        )
-        out["df"] = xp.exp(coords["log_df"]) + 2.0
-        return out
+        return _with_df(SkewNormal.from_unconstrained_precision, coords, "precision_root")
 
     @classmethod
     def default_grid_size(cls, params: Mapping[str, Array]) -> int:
@@ -491,3 +475,18 @@ class SkewT(Distribution):
         from surrogate_natgrad.distributions.skew_normal import SkewNormal
 
         return SkewNormal.default_grid_size(params)
+
+
+def _with_log_df(coords: dict[str, Array], df: Array) -> dict[str, Array]:
+    """The skew-normal's baseline coordinates plus ``log_df = log(ν - 2)``."""
+    return {**coords, "log_df": namespace(df).log(df - 2.0)}
+
+
+def _with_df(
+    skew_normal_inverse: Callable[[Mapping[str, Array]], dict[str, Array]],
+    coords: Mapping[str, Array],
+    root_name: str,
+) -> dict[str, Array]:
+    """Invert the skew-normal's part of ``coords``, then ``ν = exp(log_df) + 2``."""
+    params = skew_normal_inverse({key: coords[key] for key in ("loc", root_name, "skew")})
+    return {**params, "df": namespace(coords["log_df"]).exp(coords["log_df"]) + 2.0}

@@ -473,24 +473,12 @@ class TCopula(Distribution):
         ``W = Lᵀ`` (upper Cholesky factor of ``R``) so that ``R = corr(WᵀW)``, the
         paper's Adam baseline; any real ``W`` with non-zero columns maps back.
         """
-        xp = namespace(*params.values())
-        chol = linalg.cholesky(linalg.symmetrize(params["corr"]))
-        return {
-            "corr_root": xp.linalg.matrix_transpose(chol),
-            "log_df_minus_2": xp.log(params["df"] - 2.0),
-        }
+        return TCopula._to_root_coordinates(params, "corr_root", "cholesky")
 
     @staticmethod
     def from_unconstrained(coords: Mapping[str, Array]) -> dict[str, Array]:
         """Inverse of :meth:`to_unconstrained`: ``R = corr(WᵀW)``, ``ν = exp(ℓ) + 2``."""
-        from surrogate_natgrad.distributions._t_maps import cov_to_corr
-
-        xp = namespace(*coords.values())
-        root = coords["corr_root"]
-        return {
-            "corr": cov_to_corr(xp.linalg.matrix_transpose(root) @ root),
-            "df": xp.exp(coords["log_df_minus_2"]) + 2.0,
-        }
+        return TCopula._from_root_coordinates(coords, "corr_root", "cholesky")
 
     @staticmethod
     def to_unconstrained_precision(params: Mapping[str, Array]) -> dict[str, Array]:
@@ -509,13 +497,7 @@ class TCopula(Distribution):
         dict of str to array
             The unconstrained coordinates.
         """
-        xp = namespace(*params.values())
-        precision = linalg.cho_inverse(linalg.cholesky(linalg.symmetrize(params["corr"])))
-        chol = linalg.cholesky(linalg.symmetrize(precision))
-        return {
-            "precision_root": xp.linalg.matrix_transpose(chol),
-            "log_df_minus_2": xp.log(params["df"] - 2.0),
-        }
+        return TCopula._to_root_coordinates(params, "precision_root", "precision")
 
     @staticmethod
     def from_unconstrained_precision(coords: Mapping[str, Array]) -> dict[str, Array]:
@@ -531,14 +513,34 @@ class TCopula(Distribution):
         dict of str to array
             The parameters.
         """
+        return TCopula._from_root_coordinates(coords, "precision_root", "precision")
+
+    @staticmethod
+    def _to_root_coordinates(
+        params: Mapping[str, Array], root_name: str, parameterization: str
+    ) -> dict[str, Array]:
+        """``{root_name: W, "log_df_minus_2"}``, ``W`` from :func:`linalg.scale_to_factor`.
+
+        The root is stored transposed (``R = corr(WᵀW)`` or ``R = corr((WᵀW)⁻¹)``).
+        """
+        xp = namespace(*params.values())
+        factor = linalg.scale_to_factor(params["corr"], parameterization)
+        return {
+            root_name: xp.linalg.matrix_transpose(factor),
+            "log_df_minus_2": xp.log(params["df"] - 2.0),
+        }
+
+    @staticmethod
+    def _from_root_coordinates(
+        coords: Mapping[str, Array], root_name: str, parameterization: str
+    ) -> dict[str, Array]:
+        """Inverse of :meth:`_to_root_coordinates`."""
         from surrogate_natgrad.distributions._t_maps import cov_to_corr
 
         xp = namespace(*coords.values())
-        root = coords["precision_root"]
-        precision = xp.linalg.matrix_transpose(root) @ root
-        covariance = linalg.cho_inverse(linalg.cholesky(linalg.symmetrize(precision)))
+        root = xp.linalg.matrix_transpose(coords[root_name])
         return {
-            "corr": cov_to_corr(covariance),
+            "corr": cov_to_corr(linalg.factor_to_scale(root, parameterization)),
             "df": xp.exp(coords["log_df_minus_2"]) + 2.0,
         }
 

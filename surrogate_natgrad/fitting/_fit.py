@@ -37,6 +37,7 @@ from surrogate_natgrad.fitting._result import FitHistory, FitResult
 from surrogate_natgrad.fitting._stopping import StoppingRule, default_gtol, default_tol
 from surrogate_natgrad.fitting._validation import (
     check_option,
+    check_parameterization,
     check_positive_int,
     check_real,
     check_validation_data,
@@ -171,11 +172,13 @@ class _Method:
         mc_samples: int,
         rng: Any,
         backend: str | AutodiffBackend | None,
+        parameterization: str = "cholesky",
     ) -> None:
         from surrogate_natgrad import rules
 
         self.method = method
         self.cls = cls
+        self.to_coords, self.from_coords = _baseline_coordinates(cls, parameterization)
         # Under a DLPack bridge (CuPy data differentiated by torch or JAX) the objective
         # sees inner-library parameters inside the bridge and source-library ones in the
         # line search: it takes its data, zero-copy, from the matching library.
@@ -201,7 +204,8 @@ class _Method:
             self.fallback = self._fallback(line_search, grid_size)
             self.base_step_size = float(self.rule.step_size)
             return
-        coords = cls.to_unconstrained(target)
+        coords = self.to_coords(target)
+        from_coords = self.from_coords
         if method == "gd":
             self.rule = rules.GradientDescent(
                 step_size=step_size or (0.01 if minibatch else 1.0),
@@ -225,10 +229,10 @@ class _Method:
             xp = namespace(counts)
 
             def log_prob(unconstrained: Any, samples: Array) -> Array:
-                return cls.pointwise_log_prob(cls.from_unconstrained(unconstrained), samples)
+                return cls.pointwise_log_prob(from_coords(unconstrained), samples)
 
             def sampler(unconstrained: Any, n_samples: int) -> Array:
-                params = cls.from_unconstrained(unconstrained)
+                params = from_coords(unconstrained)
                 draws = cls.from_params(params, validate=False).sample(n_samples, seed=rng)
                 return xp.astype(draws, dtype)
 
@@ -284,7 +288,7 @@ class _Method:
         """Target parameters at ``state``."""
         if self.method == "sngd":
             return dict(self.rule.target_params(state))
-        return self.cls.from_unconstrained(state.params)
+        return self.from_coords(state.params)
 
     def objective(self, counts: Array, frequencies: Array | None = None) -> Callable[[Any], Array]:
         """The loss in the rule's coordinates, on ``counts`` (with their ``frequencies``)."""
@@ -292,16 +296,31 @@ class _Method:
         views = _LibraryViews(self.bridge, counts, frequencies)
         if self.method == "sngd":
             return lambda target: cls.mean_nll(target, *views.matching(target))
-        return lambda coords: cls.mean_nll(
-            cls.from_unconstrained(coords), *views.matching(coords)
-        )
+        from_coords = self.from_coords
+        return lambda coords: cls.mean_nll(from_coords(coords), *views.matching(coords))
 
     def objective_of_target(self, loss: Callable[[Any], Array]) -> Callable[[Any], Array]:
         """``loss`` (a function of the target parameters) in the rule's coordinates."""
         if self.method == "sngd":
             return loss
-        cls = self.cls
-        return lambda coords: loss(cls.from_unconstrained(coords))
+        from_coords = self.from_coords
+        return lambda coords: loss(from_coords(coords))
+
+
+def _baseline_coordinates(
+    cls: type[Distribution], parameterization: str
+) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """The baselines' unconstrained coordinates: ``cls.to/from_unconstrained[_precision]``."""
+    if parameterization == "cholesky":
+        return cls.to_unconstrained, cls.from_unconstrained
+    to_coords = getattr(cls, "to_unconstrained_precision", None)
+    from_coords = getattr(cls, "from_unconstrained_precision", None)
+    if to_coords is None or from_coords is None:
+        raise DataError(
+            f"parameterization='precision' needs a target with a scale or correlation matrix; "
+            f"{cls.__name__} has no precision coordinates (to_unconstrained_precision)"
+        )
+    return to_coords, from_coords
 
 
 class _LibraryViews:
@@ -383,27 +402,40 @@ def fit(
     eval_every: int = 10,
     max_step_growth: float = 64.0,
     step_decay: float | None = None,
+    parameterization: str = "cholesky",
 ) -> FitResult:
-    """Fit a distribution to count data by maximum likelihood.
+    """Fit a distribution to data by maximum likelihood.
 
     Parameters
     ----------
     distribution : type or str
-        :class:`~surrogate_natgrad.distributions.NegativeBinomial` (``"nbinom"``) or
+        A target of :mod:`surrogate_natgrad.distributions` or its registered name:
+        :class:`~surrogate_natgrad.distributions.NegativeBinomial` (``"nbinom"``),
         :class:`~surrogate_natgrad.distributions.NegativeBinomialMixture`
-        (``"nbinom-mixture"``).
+        (``"nbinom-mixture"``), :class:`~surrogate_natgrad.distributions.SkewNormal`
+        (``"skew_normal"``), :class:`~surrogate_natgrad.distributions.SkewT`
+        (``"skew_t"``), :class:`~surrogate_natgrad.distributions.MultivariateT`
+        (``"multivariate_t"``), :class:`~surrogate_natgrad.distributions.TCopula`
+        (``"t_copula"``), :class:`~surrogate_natgrad.distributions.SkewNormalMixture`
+        (``"skew_normal_mixture"``), or a user-defined subclass of
+        :class:`~surrogate_natgrad.distributions.Distribution`.
     data : array
-        One-dimensional counts (finite, non-negative integer values of any numeric dtype),
+        Counts (one-dimensional, finite, non-negative integer values of any numeric dtype)
+        for the count targets; an ``(N, d)`` array of observations for the multivariate
+        ones (points in the open cube ``(0, 1)^d`` for the copula),
         as a NumPy, CuPy, torch, JAX or array-api-strict array. The fit runs in this
         array's namespace and on its device; float32 data are fitted in float32.
         Data larger than memory: a :class:`~surrogate_natgrad.chunked.ChunkedData`, a Dask
         array, a NumPy memory map or the path of a ``.npy`` file are reduced chunk by
         chunk (see :mod:`surrogate_natgrad.chunked`; counts once, to a histogram).
     method : {"sngd", "gd", "adam", "bfgs", "ngd"}, optional
-        ``"sngd"`` (default): surrogate natural gradient descent through the gamma (mixture)
-        surrogate. Baselines on unconstrained coordinates (``log n``, ``logit p``, weight
-        logits): ``"gd"`` gradient descent, ``"adam"``, ``"bfgs"`` (``H₀ = I``), ``"ngd"``
-        natural gradient descent with a Monte Carlo Fisher (``mc_samples`` samples).
+        ``"sngd"`` (default): surrogate natural gradient descent through the target's
+        surrogate (gamma (mixture) for counts, Gaussian for the skew-elliptical targets
+        and the copula). Baselines on the target's unconstrained coordinates
+        (``to_unconstrained``: ``log n``, ``logit p``, weight logits; a square root of a
+        scale matrix, see ``parameterization``): ``"gd"`` gradient descent, ``"adam"``,
+        ``"bfgs"`` (``H₀ = I``), ``"ngd"`` natural gradient descent with a Monte Carlo
+        Fisher (``mc_samples`` samples).
     init : Distribution, dict or None, optional
         Starting point: an instance of ``distribution``, a dict of its parameters (NumPy
         values are moved to the data's namespace and device), or None for a data-driven
@@ -465,6 +497,15 @@ def fit(
         the noise floor a fixed step leaves on a minibatch estimate. Default 100 for
         minibatch fits; ``float("inf")`` keeps the step fixed. Not used by Adam and BFGS, nor
         by full-batch fits (their line searches choose the step).
+    parameterization : {"cholesky", "precision"}, optional
+        The baselines' square root ``W`` of a scale (or correlation) matrix: ``Ω = WᵀW``
+        (``"cholesky"``, default; the target's ``to_unconstrained``) or ``Ω⁻¹ = WᵀW``
+        (``"precision"``; ``to_unconstrained_precision``, offered by
+        :class:`~surrogate_natgrad.distributions.SkewNormal`,
+        :class:`~surrogate_natgrad.distributions.SkewT` and
+        :class:`~surrogate_natgrad.distributions.TCopula`), the paper's two Adam
+        baselines. The aliases ``"covariance-msqrt"`` and ``"precision-msqrt"`` are
+        accepted. SNGD steps in the surrogate's parameters and does not use it.
 
     Returns
     -------
@@ -525,6 +566,7 @@ def fit(
     ):
         check_real(name, value, positive=True)
     check_real("step_decay", step_decay, positive=True, allow_inf=True)
+    parameterization = check_parameterization(parameterization)
     # Chunked data (ChunkedData, Dask array, memory map, .npy path; surrogate_natgrad.chunked):
     # one validating pass over the chunks; `counts` is then a sample for the start only.
     from surrogate_natgrad.chunked import prepare_fit
@@ -604,6 +646,7 @@ def fit(
         mc_samples=mc_samples,
         rng=rng,
         backend=gradient_backend,
+        parameterization=parameterization,
     )
     if distinct is None:
         assert chunked is not None

@@ -60,7 +60,12 @@ from surrogate_natgrad.families.mcef import SkewNormalMCEFStandard
 from surrogate_natgrad.fitting._callbacks import Callback, IterationInfo, ProgressBar
 from surrogate_natgrad.fitting._result import FitHistory, FitResult
 from surrogate_natgrad.fitting._stopping import StoppingRule, default_gtol, default_tol
-from surrogate_natgrad.fitting._validation import check_option, check_positive_int, check_real
+from surrogate_natgrad.fitting._validation import (
+    check_option,
+    check_parameterization,
+    check_positive_int,
+    check_real,
+)
 from surrogate_natgrad.maps import SurrogateMap
 from surrogate_natgrad.vi import (
     ELBOTerms,
@@ -96,13 +101,6 @@ VI_FAMILIES: dict[str, type] = {
     "skewnormalmixture": SkewNormalMixtureVariational,
 }
 
-_PARAMETERIZATIONS = {
-    "cholesky": "cholesky",
-    "covariance-msqrt": "cholesky",
-    "scale": "cholesky",
-    "precision": "precision",
-    "precision-msqrt": "precision",
-}
 _LINE_SEARCHES = (None, "backtracking", "armijo")
 _ACCEPTED = (0, 1)  # rules.Status.OK, BACKTRACKED
 #: Characteristic number of steps of the default step-size decay of stochastic SNGD/MCEF.
@@ -604,11 +602,7 @@ def fit_vi(
     start_time = time.perf_counter()
     check_option("method", method, VI_METHODS)
     check_option("line_search", line_search, _LINE_SEARCHES)
-    if parameterization not in _PARAMETERIZATIONS:
-        raise DataError(
-            f"parameterization must be one of {sorted(_PARAMETERIZATIONS)}, "
-            f"got {parameterization!r}"
-        )
+    parameterization = check_parameterization(parameterization)
     for name, value in (("max_iter", max_iter),):
         check_positive_int(name, value)
     for name, value in (
@@ -655,7 +649,7 @@ def fit_vi(
         step_size=step_size,
         aux_step_size=aux_step_size,
         line_search=line_search,
-        parameterization=_PARAMETERIZATIONS[parameterization],
+        parameterization=parameterization,
         exact=exact,
         backend=backend,
     )

@@ -126,6 +126,32 @@ def check_real(
         raise DataError(f"{name} must be {wanted}, got {value!r}")
 
 
+#: Accepted names of the square-root parameterisations of a scale matrix (the paper's
+#: ``covariance-msqrt`` / ``precision-msqrt`` included) and the canonical name of each.
+_PARAMETERIZATION_NAMES = {
+    "cholesky": "cholesky",
+    "covariance-msqrt": "cholesky",
+    "scale": "cholesky",
+    "precision": "precision",
+    "precision-msqrt": "precision",
+}
+
+
+def check_parameterization(value: Any) -> str:
+    """Return the canonical name (``"cholesky"`` or ``"precision"``) of a parameterisation.
+
+    Raises
+    ------
+    DataError
+        When ``value`` is not one of the accepted names.
+    """
+    if not isinstance(value, str) or value not in _PARAMETERIZATION_NAMES:
+        raise DataError(
+            f"parameterization must be one of {sorted(_PARAMETERIZATION_NAMES)}, got {value!r}"
+        )
+    return _PARAMETERIZATION_NAMES[value]
+
+
 def check_callable(name: str, value: Any, *, allow_none: bool = True) -> None:
     """Raise :class:`DataError` unless ``value`` is callable (or None when allowed)."""
     if value is None and allow_none:

@@ -17,6 +17,7 @@ Pure math (layer 3): array-API code differentiable on every autodiff backend.
 
 from __future__ import annotations
 
+from surrogate_natgrad._compat.linalg import PARAMETERIZATIONS, factor_to_scale, scale_to_factor
 from surrogate_natgrad.vi._elbo import (
     ELBOTerms,
     estimate_elbo,
@@ -24,7 +25,6 @@ from surrogate_natgrad.vi._elbo import (
     gaussian_entropy,
 )
 from surrogate_natgrad.vi._families import (
-    PARAMETERIZATIONS,
     GaussianVariational,
     SkewNormalParams,
     SkewNormalVariational,
@@ -32,8 +32,6 @@ from surrogate_natgrad.vi._families import (
     VariationalFamily,
     VariationalNoise,
     antithetic_noise,
-    factor_to_scale,
-    scale_to_factor,
     skew_normal_from_conditional,
     skew_normal_to_conditional,
 )

@@ -29,6 +29,7 @@ from typing import Any, ClassVar, NamedTuple
 
 from surrogate_natgrad import special
 from surrogate_natgrad._compat import Array, asarray, device, linalg, namespace
+from surrogate_natgrad._compat.linalg import factor_to_scale, scale_to_factor
 from surrogate_natgrad.errors import DataError
 from surrogate_natgrad.families.gaussian import Gaussian, GaussianStandard
 from surrogate_natgrad.families.mcef import SkewNormalMCEFStandard
@@ -166,55 +167,6 @@ def skew_normal_from_conditional(conditional: SkewNormalMCEFStandard) -> SkewNor
         conditional.skew, conditional.skew
     )
     return SkewNormalParams(conditional.location, scale, shape)
-
-
-#: Square-root parameterisations of a scale matrix for first-order baselines.
-PARAMETERIZATIONS = ("cholesky", "precision")
-
-
-def scale_to_factor(scale: Array, parameterization: str = "cholesky") -> Array:
-    """Return a square root ``W`` of ``Ω`` (``"cholesky"``) or of ``Ω⁻¹`` (``"precision"``).
-
-    Parameters
-    ----------
-    scale : array, shape (..., d, d)
-        Symmetric positive-definite scale matrices.
-    parameterization : {"cholesky", "precision"}, optional
-        ``Ω = WWᵀ`` or ``Ω⁻¹ = WWᵀ``.
-
-    Returns
-    -------
-    array, shape (..., d, d)
-        The lower Cholesky factor of ``Ω`` or of ``Ω⁻¹``.
-    """
-    chol = linalg.cholesky(linalg.symmetrize(scale))
-    if parameterization == "precision":
-        return linalg.cholesky(linalg.cho_inverse(chol))
-    return chol
-
-
-def factor_to_scale(factor: Array, parameterization: str = "cholesky") -> Array:
-    """Return ``Ω = WWᵀ`` (``"cholesky"``) or ``Ω = (WWᵀ)⁻¹`` (``"precision"``).
-
-    ``W`` is any square matrix (first-order baselines update it freely).
-
-    Parameters
-    ----------
-    factor : array, shape (..., d, d)
-        The square root ``W``.
-    parameterization : {"cholesky", "precision"}, optional
-        As in :func:`scale_to_factor`.
-
-    Returns
-    -------
-    array, shape (..., d, d)
-        The scale matrices.
-    """
-    xp = namespace(factor)
-    gram = factor @ xp.linalg.matrix_transpose(factor)
-    if parameterization == "precision":
-        return linalg.cho_inverse(linalg.cholesky(gram))
-    return gram
 
 
 class VariationalFamily:
