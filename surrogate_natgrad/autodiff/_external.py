@@ -14,6 +14,7 @@ Layer 2: this module names the autodiff libraries so that the callers need not.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 from surrogate_natgrad._compat import is_autograd_box
@@ -87,7 +88,7 @@ def external_function(
         leaves, treedef = tree_flatten(params)
         if any(is_autograd_box(leaf) for leaf in leaves):
             if autograd_fn is None:
-                autograd_fn = _make_autograd(value_and_grad, treedef, len(leaves), name, rowwise)
+                autograd_fn = _make_autograd(value_and_grad, treedef, name, rowwise)
             return autograd_fn(*leaves)
         library = type(leaves[0]).__module__.split(".")[0] if leaves else ""
         if library == "torch" and _torch_traced(leaves):
@@ -125,37 +126,64 @@ def _check_scalar(value: Any, name: str, rowwise: bool = False) -> None:
         )
 
 
+class _AutogradCall:
+    """The state of one external function under autograd: its gradient and its last result.
+
+    Passed to the shared primitive as an undifferentiated first argument, so it lives
+    only as long as the function and the tapes that saw it.
+    """
+
+    __slots__ = ("grad", "name", "rowwise", "treedef", "value", "value_and_grad")
+
+    def __init__(self, value_and_grad: ValueAndGrad, treedef: Any, name: str, rowwise: bool):
+        self.value_and_grad = value_and_grad
+        self.treedef = treedef
+        self.name = name
+        self.rowwise = rowwise
+        self.value: Any = None
+        self.grad: list[Any] = []
+
+
+def _autograd_forward(state: _AutogradCall, *leaves: Any) -> Any:
+    value, grad = state.value_and_grad(tree_unflatten(state.treedef, list(leaves)))
+    _check_scalar(value, state.name, state.rowwise)
+    state.value, state.grad = value, tree_flatten(grad)[0]
+    return value
+
+
+@cache
+def _autograd_primitive() -> Callable[..., Any]:
+    """One autograd primitive for every external function.
+
+    autograd keeps every primitive's VJP in a global registry that is never emptied: a
+    primitive made per function leaked that function's gradient and data (a d×d matrix and
+    a minibatch per step of a skew-t fit; 20 GB over the E4 benchmark at d = 1000).
+    """
+    from autograd.extend import defvjp_argnums, primitive
+
+    shared = primitive(_autograd_forward)
+
+    def vjp(argnums: Any, ans: Any, args: Any, kwargs: Any) -> Callable[[Any], Any]:
+        state, leaves = args[0], args[1:]
+        # The forward pass computed the gradient too (one pass over the data for both);
+        # find it by the identity of the forward's output, else recompute at these leaves.
+        if state.value is ans:
+            grads = state.grad
+        else:
+            pair = state.value_and_grad(tree_unflatten(state.treedef, list(leaves)))
+            grads = tree_flatten(pair[1])[0]
+        return lambda g: tuple(_scale(g, grads[i - 1], state.rowwise) for i in argnums)
+
+    defvjp_argnums(shared, vjp)
+    return shared
+
+
 def _make_autograd(
-    value_and_grad: ValueAndGrad, treedef: Any, n_leaves: int, name: str, rowwise: bool
+    value_and_grad: ValueAndGrad, treedef: Any, name: str, rowwise: bool
 ) -> Callable[..., Any]:
-    from autograd.extend import defvjp, primitive
-
-    # The forward pass computes the gradient too (one pass over the data for both); the
-    # VJP finds it again by the identity of the forward's output, which autograd hands
-    # to the VJP maker.
-    cache: dict[str, Any] = {}
-
-    def forward(*leaves: Any) -> Any:
-        value, grad = value_and_grad(tree_unflatten(treedef, list(leaves)))
-        _check_scalar(value, name, rowwise)
-        cache["value"], cache["grad"] = value, tree_flatten(grad)[0]
-        return value
-
-    forward.__name__ = name
-    prim = primitive(forward)
-
-    def make_vjp(index: int) -> Callable[..., Callable[[Any], Any]]:
-        def vjp_maker(ans: Any, *leaves: Any) -> Callable[[Any], Any]:
-            if cache.get("value") is ans:
-                grads = cache["grad"]
-            else:  # evaluated again elsewhere in between: recompute at these leaves
-                grads = tree_flatten(value_and_grad(tree_unflatten(treedef, list(leaves)))[1])[0]
-            return lambda g: _scale(g, grads[index], rowwise)
-
-        return vjp_maker
-
-    defvjp(prim, *[make_vjp(i) for i in range(n_leaves)])
-    return prim
+    state = _AutogradCall(value_and_grad, treedef, name, rowwise)
+    shared = _autograd_primitive()
+    return lambda *leaves: shared(state, *leaves)
 
 
 def _torch_traced(leaves: list[Any]) -> bool:
