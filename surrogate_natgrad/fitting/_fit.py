@@ -185,7 +185,11 @@ class _Method:
         resolved = autodiff.get_backend(backend, counts)
         self.bridge = resolved if isinstance(resolved, autodiff.DLPackBridge) else None
         batched = line_search == "grid"
-        aux_rule = rules.Adam(step_size=aux_step_size) if aux_step_size else rules.Adam(1e-2)
+        aux_rule: Any = rules.Adam(step_size=aux_step_size or 1e-2)
+        if line_search in ("grid", "armijo"):
+            # A deterministic gradient and a line search on the auxiliary step (SNGD's
+            # _safe_aux): quasi-Newton steps converge where Adam's keep their length.
+            aux_rule = rules.LBFGS(step_size=aux_step_size or 1e-2)
         self.rule: Any
         if method == "sngd":
             surrogate_map = cls.surrogate_map_for(target)
@@ -453,8 +457,11 @@ def fit(
         Step size (the largest step of a line search). Default 1.0 (Adam 0.05; with
         minibatches 0.1 for SNGD/NGD, 0.01 for GD).
     aux_step_size : float, optional
-        Step size of the Adam optimiser of auxiliary parameters in SNGD (negative binomials
-        have none; kept for targets that do).
+        SNGD's auxiliary parameters (skew vectors, degrees of freedom; the negative
+        binomials have none) move by :class:`~surrogate_natgrad.rules.Adam` with this step
+        size (default 1e-2) with minibatches, and by
+        :class:`~surrogate_natgrad.rules.LBFGS` steps, line-searched, with the full-batch
+        ``"grid"`` and ``"armijo"`` searches (this is then the length of the first step).
     line_search : {"auto", None, "backtracking", "armijo", "grid"}, optional
         ``"auto"`` (default): the grid line search (1000 steps in ``(0, step_size]``) for
         full-batch fits; with minibatches backtracking for SNGD, BFGS and NGD and a fixed

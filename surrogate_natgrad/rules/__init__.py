@@ -17,6 +17,9 @@ Rules
     First-order and quasi-Newton baselines on unconstrained parameters.
 :class:`NaturalGradientDescent`
     Natural gradient descent with a Monte Carlo Fisher.
+:class:`LBFGS`
+    Limited-memory BFGS updates of SNGD's auxiliary parameters in full-batch fits (the
+    line search sets their length); :class:`Adam` serves with minibatches.
 """
 
 from __future__ import annotations
@@ -30,12 +33,14 @@ from surrogate_natgrad.rules.first_order import (
     GradientDescent,
     GradientDescentState,
 )
+from surrogate_natgrad.rules.lbfgs import LBFGS, LBFGSMemory
 from surrogate_natgrad.rules.ngd import NaturalGradientDescent, NGDState
 from surrogate_natgrad.rules.sngd import SNGD, SNGDDirection, SNGDState, sngd_direction
 from surrogate_natgrad.rules.step_size import LINE_SEARCHES, select_step
 
 __all__ = [
     "BFGS",
+    "LBFGS",
     "LINE_SEARCHES",
     "SNGD",
     "Adam",
@@ -45,6 +50,7 @@ __all__ = [
     "BFGSState",
     "GradientDescent",
     "GradientDescentState",
+    "LBFGSMemory",
     "NGDState",
     "NaturalGradientDescent",
     "SNGDDirection",
