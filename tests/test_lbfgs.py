@@ -52,7 +52,6 @@ def test_unit_steps_converge_to_the_minimum_of_a_quadratic(backend):
     found = np.concatenate([_to_numpy(params["first"]), _to_numpy(params["rest"])])
     np.testing.assert_allclose(found, target, rtol=1e-10, atol=1e-12)
     assert _to_numpy(params["rest"]).shape == (3,)
-    assert float(_to_numpy(memory.count)) == 5.0
 
 
 def test_pairs_without_positive_curvature_are_skipped():
@@ -70,3 +69,22 @@ def test_lbfgs_options_are_checked():
         rules.LBFGS(step_size=0.0)
     with pytest.raises(DataError, match="history"):
         rules.LBFGS(history=0)
+
+
+def test_a_refused_step_clears_the_memory():
+    """Called again at an unchanged point (the caller refused the step), the rule forgets
+    its curvature pairs and restarts with a step of length ``step_size`` along ``-g``."""
+    matrix, vector = _quadratic(3)
+    rule = rules.LBFGS(step_size=0.5, history=4)
+    point = np.zeros(3)
+    memory = rule.init_optimizer_state(point)
+    for _ in range(3):
+        point, memory = rule.apply_gradient(point, matrix @ point - vector, memory)
+    assert float(memory.count) == 2.0
+    grad = matrix @ point - vector
+    proposed, memory = rule.apply_gradient(point, grad, memory)
+    # The caller keeps `point`, not `proposed`:
+    retried, memory = rule.apply_gradient(point, grad, memory)
+    assert float(memory.count) == 0.0
+    np.testing.assert_allclose(retried, point - 0.5 * grad / np.linalg.norm(grad), rtol=1e-14)
+    assert not np.allclose(proposed, retried)

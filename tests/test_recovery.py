@@ -20,6 +20,7 @@ built on ``scipy.stats``:
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -240,7 +241,9 @@ def recovered(request: pytest.FixtureRequest) -> dict[str, Any]:
     if request.config.getoption("--full-recovery"):
         case = dataclasses.replace(case, n_samples=N_SAMPLES)
     data = np.asarray(case.cls(**case.truth).sample(case.n_samples, seed=case.seed))
+    start = time.perf_counter()
     result = sng.fit(case.cls, data)
+    fit_seconds = time.perf_counter() - start
     truth = case.to_theta(case.truth)
     with np.errstate(invalid="ignore"):  # finite-difference probes outside the domain: inf
         reference = so.minimize(
@@ -261,11 +264,20 @@ def recovered(request: pytest.FixtureRequest) -> dict[str, Any]:
         "reference": reference,
         "standard_errors": standard_errors,
         "hessian": hessian,
+        "fit_seconds": fit_seconds,
     }
 
 
-def test_fit_reaches_the_scipy_optimum(recovered: dict[str, Any]) -> None:
+def test_fit_reaches_the_scipy_optimum(
+    recovered: dict[str, Any], record_property: Callable[[str, object], None]
+) -> None:
     case, result, reference = recovered["case"], recovered["result"], recovered["reference"]
+    # Shown in a JUnit XML report (pytest --junitxml), e.g. for the docs' recovery table.
+    record_property("n_samples", case.n_samples)
+    record_property("n_iter", int(result.n_iter))
+    record_property("fit_seconds", round(recovered["fit_seconds"], 2))
+    record_property("loss", repr(float(result.loss)))
+    record_property("scipy_loss", repr(float(reference.fun)))
     assert np.isfinite(reference.fun)
     tolerance = 1e-6 * abs(reference.fun)
     # Our loss, and the SciPy likelihood at our estimate, are not worse than SciPy's optimum.
@@ -275,7 +287,9 @@ def test_fit_reaches_the_scipy_optimum(recovered: dict[str, Any]) -> None:
     assert abs(at_estimate - result.loss) <= tolerance
 
 
-def test_every_parameter_within_three_standard_errors(recovered: dict[str, Any]) -> None:
+def test_every_parameter_within_three_standard_errors(
+    recovered: dict[str, Any], record_property: Callable[[str, object], None]
+) -> None:
     """The estimate is within 3 standard errors of the truth, jointly and per parameter.
 
     Jointly: the Mahalanobis distance ``N Δᵀ H Δ`` (``H`` the observed information per
@@ -294,4 +308,7 @@ def test_every_parameter_within_three_standard_errors(recovered: dict[str, Any])
     n_samples = recovered["case"].n_samples
     distance = n_samples * difference @ recovered["hessian"] @ difference
     bound = st.chi2.ppf(0.9973, difference.size)
+    record_property("max_abs_z", round(float(np.max(np.abs(z_scores))), 3))
+    record_property("mahalanobis", round(float(distance), 3))
+    record_property("chi2_bound", round(float(bound), 3))
     assert distance <= bound, (distance, bound, np.round(z_scores, 2))

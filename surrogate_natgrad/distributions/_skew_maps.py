@@ -9,8 +9,9 @@
   raising the skew from near zero shifts the mean and the fit crawled along a curved valley.
 - Skew-t ``ST(ξ, Ω, α, ν)``: as above (the same ``(μ, Σ) ↔ (ξ, Ω)`` change of coordinates,
   without the ``ν``-dependent moment factors), plus ``ν = exp(ℓ) + 2`` with ``ℓ`` auxiliary.
-- Mixture of K skew-normals: the joint (component, x) Gaussian mixture gives the weights,
-  locations and scale matrices; each component has its own skew vector.
+- Mixture of K skew-normals: the joint (component, x) Gaussian mixture gives the weights
+  and each component's mean and covariance (centred coordinates as above); each component
+  has its own skew vector.
 
 The auxiliary values handed to ``to_target`` are the constrained ones
 (``{"skew": η_s}``, plus ``"df": ν`` for the skew-t). Pure math (layer 3).
@@ -167,25 +168,32 @@ def skew_normal_mixture_map(dim: int, n_components: int) -> SurrogateMap:
     Returns
     -------
     SurrogateMap
-        Family ``Mixture(Gaussian(d), K)``; ``to_target`` gives ``{"weights": π,
-        "loc": μ_k, "scale": Σ_k, "alpha": sqrt(diag Σ_k) η_s,k}`` (the auxiliary
-        ``"skew"`` has shape ``(K, d)``); ``from_target`` inverts it.
+        Family ``Mixture(Gaussian(d), K)`` whose components hold each skew-normal
+        component's mean ``μ_k`` and covariance ``Σ_k`` (the centred coordinates of
+        :func:`skew_normal_map`); ``to_target`` gives ``{"weights": π, "loc": ξ_k,
+        "scale": Ω_k, "alpha": ω_k η_s,k}`` (the auxiliary ``"skew"`` has shape
+        ``(K, d)``); ``from_target`` inverts it. With ``ξ_k = μ_k``, ``Ω_k = Σ_k``
+        instead (the paper's direct map), zero skew is a stationary point of the
+        likelihood once the surrogate step has matched the component moments, and fits
+        started there stayed near it (the loss ended 0.005–0.03 above BFGS's).
     """
     from surrogate_natgrad.families.gaussian import Gaussian, GaussianStandard
     from surrogate_natgrad.families.mixture import Mixture, MixtureStandard
 
     def to_target(standard: Any, aux: Any) -> dict[str, Array]:
         components = standard.components
+        loc, scale = _centred_to_direct(components.mean, components.cov, aux["skew"])
         return {
             "weights": standard.weights,
-            "loc": components.mean,
-            "scale": components.cov,
-            "alpha": _omega(components.cov) * aux["skew"],
+            "loc": loc,
+            "scale": scale,
+            "alpha": _omega(scale) * aux["skew"],
         }
 
     def from_target(target: Any) -> tuple[Any, Any]:
-        components = GaussianStandard(target["loc"], target["scale"])
-        return MixtureStandard(target["weights"], components), {"skew": _skew_from_target(target)}
+        mean, cov, skew = _direct_to_centred(target)
+        components = GaussianStandard(mean, cov)
+        return MixtureStandard(target["weights"], components), {"skew": skew}
 
     family = Mixture(Gaussian(dim), n_components)
     return SurrogateMap(family, to_target, from_target, {"skew": Identity()}, None)

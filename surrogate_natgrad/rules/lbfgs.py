@@ -58,7 +58,8 @@ class LBFGS:
     and gradient it is given and those of the previous call (whatever step the caller
     actually took; pairs with ``sᵀy`` not clearly positive are skipped) and returns the
     point moved by the two-loop recursion's ``-H g``, ``H₀`` scaled by ``sᵀy / yᵀy``. The
-    first step, before any pair, has length ``step_size`` along ``-g``.
+    first step, before any pair, has length ``step_size`` along ``-g``; so has the step
+    after a refused one (a call at an unchanged point clears the memory).
 
     Near the optimum the auxiliary parameters then converge superlinearly, where Adam's
     steps keep a length of about its step size: full-batch skew-normal fits (d = 3,
@@ -138,6 +139,10 @@ class LBFGS:
         count = xp.where(
             keep, xp.minimum(memory.count + 1.0, float(self.history)), xp.maximum(memory.count, 0.0)
         )
+        # The caller refused the last step (the point has not moved): the model of the
+        # curvature was wrong there, so forget it and restart from a short gradient step.
+        refused = (memory.count >= 0.0) & xp.all(step == 0.0)
+        count = xp.where(refused, xp.zeros_like(count), count)
         direction = self._two_loop(xp, grad, steps, changes, count)
         new_params = _unflatten(xp, point - direction, params)
         return new_params, LBFGSMemory(point, grad, steps, changes, count)
