@@ -336,6 +336,23 @@ def test_custom_gradient():
         autodiff.CustomGradient(value_and_grad=3)
 
 
+def test_custom_gradient_grad_with_aux():
+    """``grad(has_aux=True)`` returns ``(grad, aux)`` as the library backends do."""
+
+    def value_and_grad(x, a, b):
+        return (quadratic(x, a, b), "aux"), A_SPD @ x + B_VEC
+
+    backend = autodiff.CustomGradient(value_and_grad=value_and_grad)
+    grad, aux = backend.grad(quadratic, has_aux=True)(X0, A_SPD, B_VEC)
+    np.testing.assert_allclose(grad, A_SPD @ X0 + B_VEC)
+    assert aux == "aux"
+    library_grad, library_aux = autodiff.get_backend("autograd").grad(
+        lambda x, a, b: (quadratic(x, a, b), "aux"), has_aux=True
+    )(X0, A_SPD, B_VEC)
+    np.testing.assert_allclose(library_grad, grad)
+    assert library_aux == aux
+
+
 # ---------------------------------------------------------------------------------------
 # get_backend
 # ---------------------------------------------------------------------------------------

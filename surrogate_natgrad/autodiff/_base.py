@@ -60,21 +60,25 @@ class AutodiffBackend(Protocol):
         ...
 
     def grad(
-        self, fun: Callable[..., Any], argnums: int | Sequence[int] = 0
+        self, fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False
     ) -> Callable[..., Any]:
         """Return ``g(*args) -> grads``.
 
         Parameters
         ----------
         fun : callable
-            A function of pytrees of arrays. It returns a scalar.
+            A function of pytrees of arrays. It returns a scalar (``(scalar, aux)`` when
+            ``has_aux``).
         argnums : int or sequence of int, optional
             Which positional arguments to differentiate (default 0).
+        has_aux : bool, optional
+            ``fun`` also returns auxiliary data, passed through undifferentiated.
 
         Returns
         -------
         callable
-            ``g(*args)``, the gradients (structured like the differentiated arguments).
+            ``g(*args)``, the gradients (structured like the differentiated arguments);
+            ``(grads, aux)`` when ``has_aux``.
         """
         ...
 

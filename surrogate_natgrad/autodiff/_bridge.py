@@ -139,7 +139,7 @@ class DLPackBridge:
         self, fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False
     ) -> Callable[..., Any]:
         """Like :meth:`AutodiffBackend.grad`, on source-library arrays."""
-        return self._wrap(lambda: self.inner.grad(fun, argnums, has_aux))  # type: ignore[call-arg]
+        return self._wrap(lambda: self.inner.grad(fun, argnums, has_aux))
 
     def compile(self, fun: Callable[..., Any]) -> Callable[..., Any]:
         """The inner backend's compiled ``fun`` (``jax.jit`` for JAX), on source-library arrays.

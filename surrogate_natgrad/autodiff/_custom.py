@@ -87,11 +87,17 @@ class CustomGradient:
         return value_and_grad_fun
 
     def grad(
-        self, fun: Callable[..., Any], argnums: int | Sequence[int] = 0
+        self, fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False
     ) -> Callable[..., Any]:
-        """Return the gradient part of the user's ``value_and_grad``."""
-        value_and_grad_fun = self.value_and_grad(fun, argnums)
-        return lambda *args: value_and_grad_fun(*args)[1]
+        """Return the gradient part of the user's ``value_and_grad`` (``(grad, aux)`` with
+        ``has_aux``, as the library backends do)."""
+        value_and_grad_fun = self.value_and_grad(fun, argnums, has_aux)
+
+        def grad_fun(*args: Any) -> Any:
+            result, grads = value_and_grad_fun(*args)
+            return (grads, result[1]) if has_aux else grads
+
+        return grad_fun
 
     def vjp(self, fun: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], Any]]:
         """Return the user's ``vjp(*primals)``.
