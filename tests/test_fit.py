@@ -298,3 +298,22 @@ def test_progress_bar_runs(e1):
 def test_distribution_by_name(e1):
     result = fit("nbinom", e1.data)
     assert isinstance(result.distribution, NegativeBinomial)
+
+
+def test_a_minibatch_fit_that_blows_up_returns_its_best_evaluated_point():
+    """Gradient descent at step 10 on E3 (quick) overflows within three steps. The fit
+    stops ("nonfinite") and returns the best point among its full-data evaluations (here
+    the start), not the overflowing last iterate (whose loss was ~1e32)."""
+    import surrogate_natgrad as sng
+    from surrogate_natgrad.experiments import get
+
+    problem = get("E3", size="quick")
+    options = {"batch_size": 50, "max_iter": 200, "seed": 0, "step_decay": float("inf")}
+    options.update(method="gd", step_size=10.0, init=problem.init)
+    with pytest.warns(ConvergenceWarning, match="non-finite"):
+        result = sng.fit(problem.distribution, problem.data, **options)
+    assert result.status == "nonfinite"
+    start_loss = float(problem.distribution.mean_nll(problem.init, problem.data))
+    np.testing.assert_allclose(result.loss, start_loss, rtol=1e-12)
+    for key, value in problem.init.items():
+        np.testing.assert_allclose(np.asarray(result.params[key]), np.asarray(value), rtol=1e-12)

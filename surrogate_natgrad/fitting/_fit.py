@@ -34,7 +34,13 @@ from surrogate_natgrad.distributions._base import registered
 from surrogate_natgrad.errors import BackendError, ConvergenceWarning, DataError
 from surrogate_natgrad.fitting._callbacks import Callback, IterationInfo, ProgressBar
 from surrogate_natgrad.fitting._result import FitHistory, FitResult
-from surrogate_natgrad.fitting._stopping import StoppingRule, default_gtol, default_tol
+from surrogate_natgrad.fitting._stopping import (
+    StoppingRule,
+    default_gtol,
+    default_tol,
+    diverged_message,
+    has_diverged,
+)
 from surrogate_natgrad.fitting._validation import (
     check_option,
     check_parameterization,
@@ -698,9 +704,11 @@ def fit(
     bar = ProgressBar(progress, max_iter, f"{cls.__name__} ({method})")
     state = setup.state
     previous_target = target  # params before the last step (full batch: loss known)
-    # The best point seen (full batch), returned if a fit that did not converge ends worse.
+    # The best point seen (full batch: returned if a fit that did not converge ends worse;
+    # minibatches: among the evaluations, returned if the fit diverges).
     best_target: dict[str, Array] = target
-    best_loss = math.inf
+    best_loss = losses[0] if minibatch and math.isfinite(losses[0]) else math.inf
+    best_iteration = 0
     final_status: str | None = None
     rejection_detail = ""
     code_of_rejection = -1
@@ -780,6 +788,12 @@ def fit(
                     evaluated_val = validation_loss(target)
                     val_losses.append(math.nan if evaluated_val is None else evaluated_val)
                     verdict = stopping.update(losses[-1], None, iteration)
+                    if math.isfinite(losses[-1]):
+                        if has_diverged(losses[-1], best_loss):
+                            verdict = "diverged"
+                        elif losses[-1] < best_loss:
+                            best_target, best_loss = target, losses[-1]
+                            best_iteration = iteration
                 else:
                     losses.append(math.nan)
                     val_losses.append(math.nan)
@@ -812,6 +826,7 @@ def fit(
     # Loss at the final parameters (full batch: one more evaluation, as the rule reports
     # losses before its steps); keep the better of the last two points.
     final_loss = full_loss(target)
+    diverged_loss = losses[-1]  # the evaluation that stopped a "diverged" run
     if not minibatch:
         if len(losses) == n_iter + 1:
             losses[-1] = final_loss if math.isfinite(losses[-1]) else losses[-1]
@@ -830,8 +845,14 @@ def fit(
             # A diverging or oscillating run (fixed steps, Adam) must not end worse than
             # the best point it visited.
             target, final_loss = best_target, best_loss
-    elif not math.isfinite(final_loss):
-        target, final_loss = previous_target, full_loss(previous_target)
+    else:
+        if not math.isfinite(final_loss):
+            target, final_loss = previous_target, full_loss(previous_target)
+        if final_status in ("diverged", "nonfinite", "step_rejected") and (
+            not math.isfinite(final_loss) or best_loss < final_loss
+        ):
+            # A run that blew up returns its best evaluated point, not the last one.
+            target, final_loss = best_target, best_loss
     # Pad the per-iteration records to one entry per point of the loss history.
     while len(steps) < len(losses):
         steps.append(math.nan)
@@ -852,6 +873,8 @@ def fit(
     message = stopping.message(final_status, last_grad_norm) + rejection_detail
     if boundary is not None and final_status == "boundary":
         message = f"{message}: {boundary}"
+    if final_status == "diverged":
+        message = diverged_message(best_loss, best_iteration, diverged_loss, n_iter)
     elapsed = time.perf_counter() - start_time
     history = FitHistory(
         loss=np.asarray(losses, dtype=float),

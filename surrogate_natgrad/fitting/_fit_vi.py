@@ -59,7 +59,13 @@ from surrogate_natgrad.families import Gaussian, SkewNormalMCEF
 from surrogate_natgrad.families.mcef import SkewNormalMCEFStandard
 from surrogate_natgrad.fitting._callbacks import Callback, IterationInfo, ProgressBar
 from surrogate_natgrad.fitting._result import FitHistory, FitResult
-from surrogate_natgrad.fitting._stopping import StoppingRule, default_gtol, default_tol
+from surrogate_natgrad.fitting._stopping import (
+    StoppingRule,
+    default_gtol,
+    default_tol,
+    diverged_message,
+    has_diverged,
+)
 from surrogate_natgrad.fitting._validation import (
     check_option,
     check_parameterization,
@@ -102,6 +108,7 @@ VI_FAMILIES: dict[str, type] = {
 }
 
 _LINE_SEARCHES = (None, "backtracking", "armijo")
+
 _ACCEPTED = (0, 1)  # rules.Status.OK, BACKTRACKED
 #: Characteristic number of steps of the default step-size decay of stochastic SNGD/MCEF.
 _DEFAULT_STEP_DECAY = 100.0
@@ -698,6 +705,7 @@ def fit_vi(
     statuses: list[str] = ["START"]
     times = [time.perf_counter() - start_time]
     good_target, good_loss = target, first_loss
+    best_target, best_loss, best_iteration = target, first_loss, 0
     state = setup.state
     failures = 0
     final_status: str | None = None
@@ -737,17 +745,25 @@ def fit_vi(
                 failures += 1
             target = setup.target(state)
             evaluated: float | None = None
+            diverged = False
             if iteration % eval_every == 0 or iteration == max_iter:
                 evaluated = evaluate(target)
                 losses.append(evaluated)
                 if math.isfinite(evaluated):
-                    good_target, good_loss = target, evaluated
+                    if not exact and has_diverged(evaluated, best_loss):
+                        diverged = True
+                    else:
+                        good_target, good_loss = target, evaluated
+                    if evaluated < best_loss:
+                        best_target, best_loss, best_iteration = target, evaluated, iteration
             else:
                 losses.append(math.nan)
             times.append(time.perf_counter() - start_time)
             bar.update(train_losses[-1])
             verdict: str | None = None
-            if code not in _ACCEPTED and (exact or failures >= _MAX_FAILURES):
+            if diverged:
+                verdict = "diverged"
+            elif code not in _ACCEPTED and (exact or failures >= _MAX_FAILURES):
                 verdict = "nonfinite" if code == int(rules.Status.NONFINITE) else "step_rejected"
             elif exact and evaluated is not None:
                 verdict = stopping.update(evaluated, grad_norms[-1], iteration)
@@ -772,13 +788,19 @@ def fit_vi(
     finally:
         bar.close()
     final_status = final_status or "max_iter"
-    final_loss = evaluate(target)
-    if not math.isfinite(final_loss):
-        target, final_loss = good_target, good_loss
+    if final_status == "diverged":
+        diverged_loss = losses[-1]
+        target, final_loss = best_target, best_loss
+    else:
+        final_loss = evaluate(target)
+        if not math.isfinite(final_loss):
+            target, final_loss = good_target, good_loss
     converged = final_status == "converged"
     message = stopping.message(final_status, grad_norms[-1] if grad_norms else None)
     if not exact and final_status == "max_iter":
         message = f"ran the requested {max_iter} stochastic steps"
+    if final_status == "diverged":
+        message = diverged_message(best_loss, best_iteration, diverged_loss, n_iter)
     history = FitHistory(
         loss=np.asarray(losses, dtype=float),
         step_size=np.asarray(steps, dtype=float),
@@ -802,7 +824,7 @@ def fit_vi(
         elbo=-final_loss,
         family=vi_family.name,
     )
-    stopped_early = final_status in ("nonfinite", "step_rejected", "stalled")
+    stopped_early = final_status in ("nonfinite", "step_rejected", "stalled", "diverged")
     if (exact and not converged and final_status != "callback") or stopped_early:
         warnings.warn(
             f"{vi_family.name} VI by {method} stopped after {n_iter} iterations: {message}",

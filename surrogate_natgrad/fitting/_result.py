@@ -98,9 +98,10 @@ class FitResult:
         ``tol`` for consecutive iterations and a small gradient).
     status : str
         Why the fit stopped: ``"converged"``, ``"max_iter"``, ``"nonfinite"``,
-        ``"step_rejected"``, ``"stalled"``, ``"callback"`` or ``"boundary"`` (converged: the
+        ``"step_rejected"``, ``"stalled"``, ``"callback"``, ``"boundary"`` (converged: the
         likelihood's supremum lies on the edge of the parameter domain, and the message
-        says which parameter reached it).
+        says which parameter reached it) or ``"diverged"`` (stochastic variational fits:
+        the evaluated loss rose far above its best, whose parameters are returned).
     message : str
         A human-readable explanation of ``status``.
     history : FitHistory

@@ -154,3 +154,50 @@ class StoppingRule:
             grad_norm=grad_norm if grad_norm is not None else math.nan,
             gtol=self.gtol,
         )
+
+
+#: A stochastic fit has diverged when a loss evaluated on fixed data or draws exceeds the
+#: best one by this many times ``max(1, |best|)``; minibatch and Monte Carlo noise move it
+#: by percents.
+DIVERGENCE_FACTOR = 10.0
+
+
+def has_diverged(loss: float, best_loss: float) -> bool:
+    """Whether ``loss`` lies far above the best evaluated loss (see DIVERGENCE_FACTOR).
+
+    Parameters
+    ----------
+    loss : float
+        The latest evaluated loss.
+    best_loss : float
+        The lowest evaluated loss so far.
+
+    Returns
+    -------
+    bool
+        True when ``loss - best_loss > DIVERGENCE_FACTOR * max(1, |best_loss|)``.
+    """
+    return loss - best_loss > DIVERGENCE_FACTOR * max(1.0, abs(best_loss))
+
+
+def diverged_message(best_loss: float, best_iteration: int, loss: float, iteration: int) -> str:
+    """The message of a fit stopped as ``"diverged"``.
+
+    Parameters
+    ----------
+    best_loss, loss : float
+        The best evaluated loss and the one that stopped the fit.
+    best_iteration, iteration : int
+        Their iterations.
+
+    Returns
+    -------
+    str
+        The message, with the advice to take smaller steps.
+    """
+    return (
+        f"the optimisation diverged: the evaluated loss rose from {best_loss:.6g} "
+        f"(iteration {best_iteration}) to {loss:.6g} (iteration {iteration}); returning the "
+        f"parameters of iteration {best_iteration}. Use a smaller step_size, or "
+        "line_search='armijo'"
+    )
