@@ -108,7 +108,6 @@ VI_FAMILIES: dict[str, type] = {
 }
 
 _LINE_SEARCHES = (None, "backtracking", "armijo")
-
 _ACCEPTED = (0, 1)  # rules.Status.OK, BACKTRACKED
 #: Characteristic number of steps of the default step-size decay of stochastic SNGD/MCEF.
 _DEFAULT_STEP_DECAY = 100.0
