@@ -29,6 +29,20 @@ def test_namespace_of_each_backend(backend):
     assert device(x) == device(xp.exp(x))
 
 
+def test_numpy_namespace_matches_array_api_compat():
+    """Plain NumPy arguments (arrays, NumPy and Python scalars, None) take a fast path that
+    must give what array_api_compat gives; anything else goes through the full checks."""
+    import array_api_compat
+
+    expected = array_api_compat.array_namespace(np.ones(2))
+    assert namespace(np.ones(2)) is expected
+    assert namespace(np.float64(1.0), 2, None, data=np.ones((2, 2))) is expected
+    with pytest.raises(BackendError, match="at least one array"):
+        namespace(1.0, None)
+    with pytest.raises(BackendError, match="must be an array"):
+        namespace(np.ones(2), [1.0])
+
+
 def test_mixed_libraries_raise_and_name_the_arguments():
     torch = pytest.importorskip("torch")
     with pytest.raises(BackendError, match=r"data: numpy\.ndarray, init: torch\.Tensor"):
