@@ -88,6 +88,10 @@ def _for_cupy() -> AutodiffBackend:
 _BORROWED_AUTODIFF: dict[str, Callable[[], AutodiffBackend]] = {"cupy": _for_cupy}
 
 
+#: Types whose instances passed the AutodiffBackend protocol check.
+_CONFORMING_TYPES: set[type] = set()
+
+
 def get_backend(backend: AutodiffBackend | str | None = None, *arrays: Any) -> AutodiffBackend:
     """Return the autodiff backend to use.
 
@@ -117,7 +121,10 @@ def get_backend(backend: AutodiffBackend | str | None = None, *arrays: Any) -> A
     if isinstance(backend, str):
         return _by_name(backend)
     if backend is not None:
-        if isinstance(backend, AutodiffBackend):
+        # isinstance against a runtime-checkable Protocol inspects every method (~30 µs,
+        # paid on every step of a small fit): check each backend type once.
+        if type(backend) in _CONFORMING_TYPES or isinstance(backend, AutodiffBackend):
+            _CONFORMING_TYPES.add(type(backend))
             return backend
         raise BackendError(
             "backend must be None, a name ('autograd', 'numpy', 'jax', 'torch') or an "
