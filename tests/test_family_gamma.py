@@ -162,3 +162,21 @@ def test_root_solver_accuracy_without_autodiff(backend):
     exact = np.array([_exact_shape(m1, 1.0) for m1 in mean_log])
     solved = _solve_shape(backend.asarray(mean_log), backend.asarray(np.ones_like(shapes)))
     np.testing.assert_allclose(to_numpy(solved), exact, rtol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(), (1,)])
+def test_single_shape_solve_matches_the_mpmath_root(shape):
+    """One NumPy shape takes a Python-float path of the same iteration; it must meet the
+    high-precision root as the array path does."""
+    from surrogate_natgrad.families import gamma
+
+    for alpha in (1e-3, 0.02, 0.5, 1.0, 7.0, 123.0, 5e3, 1e6):
+        with mpmath.workdps(50):
+            mean_log = float(mpmath.digamma(alpha) - mpmath.log(alpha))
+        gamma._LAST_SOLVE = None  # no remembered answer
+        solved = gamma._solve_shape(np.full(shape, mean_log), np.ones(shape))
+        assert solved.shape == shape and solved.dtype == np.float64
+        np.testing.assert_allclose(solved, _exact_shape(mean_log, 1.0), rtol=1e-12)
+    for mean_log, mean in ((1.0, -1.0), (2.0, 1.0), (np.nan, 1.0), (0.0, np.inf)):
+        gamma._LAST_SOLVE = None
+        assert np.isnan(gamma._solve_shape(np.full(shape, mean_log), np.full(shape, mean)))
