@@ -183,9 +183,21 @@ def tree_unflatten(treedef: PyTreeDef, leaves: Sequence[Any]) -> Any:
     return tree
 
 
+def _collect_leaves(tree: Any, leaves: list[Any]) -> None:
+    node = _children(tree)
+    if node is None:
+        leaves.append(tree)
+        return
+    for child in node[2]:
+        _collect_leaves(child, leaves)
+
+
 def tree_leaves(tree: Any) -> list[Any]:
     """Return the leaves of ``tree`` in flattening order."""
-    return tree_flatten(tree)[0]
+    # The leaves alone, without building the structure (called on every step).
+    leaves: list[Any] = []
+    _collect_leaves(tree, leaves)
+    return leaves
 
 
 def tree_structure(tree: Any) -> PyTreeDef:

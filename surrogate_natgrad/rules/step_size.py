@@ -278,19 +278,23 @@ def _backtracking_step(
                 ok = xp.logical_and(ok, xp.logical_and(xp.isfinite(value), decrease))
         return candidate, ok
 
-    steps = [_scalar(xp, step_size * 0.5**k, like) for k in range(max_halvings)]
-    # Eager mode: stop at the first acceptable candidate.
-    verdicts = []
-    for k, step in enumerate(steps):
+    def step_at(k: int) -> Array:
+        return _scalar(xp, step_size * 0.5**k, like)
+
+    # Eager mode: stop at the first acceptable candidate (made on demand: the first one
+    # usually is).
+    for k in range(max_halvings):
+        step = step_at(k)
         candidate, ok = acceptable(step)
         decided = concrete_bool(ok)
         if decided is None:  # traced: evaluate all candidates with array operations
-            verdicts = [ok] + [acceptable(s)[1] for s in steps[k + 1 :]]
-            return _pick_first(params, direction, xp, steps[k:], verdicts, k, like)
+            rest = [step_at(j) for j in range(k + 1, max_halvings)]
+            verdicts = [ok] + [acceptable(s)[1] for s in rest]
+            return _pick_first(params, direction, xp, [step, *rest], verdicts, k, like)
         if decided:
             code = Status.OK if k == 0 else Status.BACKTRACKED
             return candidate, step, _int_status(xp, code, like)
-    return params, xp.zeros_like(steps[0]), _int_status(xp, Status.STEP_REJECTED, like)
+    return params, xp.zeros_like(step_at(0)), _int_status(xp, Status.STEP_REJECTED, like)
 
 
 def _pick_first(
