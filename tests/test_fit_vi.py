@@ -127,13 +127,17 @@ def test_e6_quick_sngd_beats_adam_and_survives_large_steps():
     ]
     assert sngd.loss < min(adam), (sngd.loss, adam)
     for method in ("sngd", "mcef"):
-        big = fit_vi(
-            problem.model,
-            "skew_normal",
-            method=method,
-            step_size=5.0,
-            **{**settings, "max_iter": 15},
-        )
+        # Step 5 keeps every step positive definite (the PD-safety asked for) but the
+        # −ELBO climbs: the fit stops as "diverged" and returns its best point.
+        with pytest.warns(ConvergenceWarning, match="diverged"):
+            big = fit_vi(
+                problem.model,
+                "skew_normal",
+                method=method,
+                step_size=5.0,
+                **{**settings, "max_iter": 15},
+            )
+        assert big.status == "diverged"
         for value in big.params.values():
             assert np.all(np.isfinite(value))
         assert math.isfinite(big.loss)
