@@ -313,6 +313,13 @@ def _minibatch_and_vi_targets(problems: Mapping[str, Any]) -> list[str]:
                 f"| {name} | {_ANCHORS[label]} (paper's data) | "
                 f"{_num(sngd_final, '.5g')} on our data | not comparable: different data |"
             )
+        if label == "E5":
+            row = _row(result, "sngd")
+            ms = None if row is None else row.get("ms_per_step")
+            lines.append(
+                f"| E5 | sngd < 50 ms per step (at its best step size) | {_num(ms)} ms/step | "
+                f"{_yes(None if ms is None else ms < 50)} |"
+            )
         if label == "E6":
             sngd = _best_sngd(result)
             best = result["summary"]["best_loss"]
