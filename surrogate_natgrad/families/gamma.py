@@ -174,18 +174,29 @@ def _digamma_minus_log_terms(alpha: Array) -> tuple[Array, Array]:
         reciprocal_sum = xp.sum(inverse, axis=-1)
         ratio_square_sum = xp.sum(ratio * ratio, axis=-1)
         z = alpha + xp.sum(xp.astype(below, alpha.dtype), axis=-1)
+    return _shifted_terms(alpha, z, xp.log(z / alpha), reciprocal_sum, ratio_square_sum)
+
+
+def _shifted_terms(
+    alpha: Any, z: Any, log_ratio: Any, reciprocal_sum: Any, ratio_square_sum: Any
+) -> tuple[Any, Any]:
+    """``ψ(α) - log α`` and ``α² (ψ'(α) - 1/α)`` from the series at the shifted ``z ≥ 10``.
+
+    Plain arithmetic, shared by the array and the Python-float versions; ``log_ratio`` is
+    ``log(z/α)`` and the sums are those of the recurrences (0 without a shift).
+    """
     inverse_z = 1.0 / z
     inverse_sq = inverse_z * inverse_z
     # Horner in 1/z²: ψ(z) - log z = -1/(2z) + Σ_k c_k z^(-2k) and
     # z² (ψ'(z) - 1/z) = 1/2 - (1/z) Σ_k 2k c_k z^(2 - 2k).
-    value_poly: Array | float = _SERIES[-1]
-    slope_poly: Array | float = 2 * len(_SERIES) * _SERIES[-1]
+    value_poly: Any = _SERIES[-1]
+    slope_poly: Any = 2 * len(_SERIES) * _SERIES[-1]
     for k in range(len(_SERIES) - 1, 0, -1):
         value_poly = _SERIES[k - 1] + inverse_sq * value_poly
         slope_poly = 2 * k * _SERIES[k - 1] + inverse_sq * slope_poly
     series_value = inverse_sq * value_poly - 0.5 * inverse_z
     scaled_series_slope = 0.5 - inverse_z * slope_poly
-    value = series_value + xp.log(z / alpha) - reciprocal_sum
+    value = series_value + log_ratio - reciprocal_sum
     # α² ψ'(α) - α = (α/z)² z² (ψ'(z) - 1/z) + α²/z - α + Σ_k (α/(α + k))²
     ratio_z = alpha * inverse_z
     scaled_slope = (
@@ -263,21 +274,7 @@ def _digamma_minus_log_terms_scalar(alpha: float) -> tuple[float, float]:
         ratio = alpha / z
         ratio_square_sum += ratio * ratio
         z += 1.0
-    inverse_z = 1.0 / z
-    inverse_sq = inverse_z * inverse_z
-    value_poly = _SERIES[-1]
-    slope_poly = 2 * len(_SERIES) * _SERIES[-1]
-    for k in range(len(_SERIES) - 1, 0, -1):
-        value_poly = _SERIES[k - 1] + inverse_sq * value_poly
-        slope_poly = 2 * k * _SERIES[k - 1] + inverse_sq * slope_poly
-    series_value = inverse_sq * value_poly - 0.5 * inverse_z
-    scaled_series_slope = 0.5 - inverse_z * slope_poly
-    value = series_value + math.log(z / alpha) - reciprocal_sum
-    ratio_z = alpha * inverse_z
-    scaled_slope = (
-        ratio_z * ratio_z * scaled_series_slope - ratio_z * (z - alpha) + ratio_square_sum
-    )
-    return value, scaled_slope
+    return _shifted_terms(alpha, z, math.log(z / alpha), reciprocal_sum, ratio_square_sum)
 
 
 def _solve_shape_scalar(mean_log: float, mean: float, tolerance: float) -> float:

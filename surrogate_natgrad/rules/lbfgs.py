@@ -32,22 +32,6 @@ class LBFGSMemory(NamedTuple):
     count: Array
 
 
-def _flatten(xp: Namespace, tree: Any) -> Array:
-    return xp.concat([xp.reshape(leaf, (-1,)) for leaf in _tree.tree_leaves(tree)])
-
-
-def _unflatten(xp: Namespace, vector: Array, like: Any) -> Any:
-    leaves, treedef = _tree.tree_flatten(like)
-    out, start = [], 0
-    for leaf in leaves:
-        size = 1
-        for length in leaf.shape:
-            size *= int(length)
-        out.append(xp.reshape(vector[start : start + size], tuple(leaf.shape)))
-        start += size
-    return _tree.tree_unflatten(treedef, out)
-
-
 @dataclass(frozen=True)
 class LBFGS:
     """Limited-memory BFGS updates with unit step, for a caller that line-searches them.
@@ -94,8 +78,8 @@ class LBFGS:
         LBFGSMemory
             No curvature pairs yet.
         """
-        xp = namespace(*_tree.tree_leaves(params))
-        flat = _flatten(xp, params)
+        flat, _ = _tree.ravel_tree(params)
+        xp = namespace(flat)
         pairs = xp.zeros((self.history, int(flat.shape[0])), dtype=flat.dtype, device=device(flat))
         count = asarray(-1.0, xp, dtype=flat.dtype, like=flat)
         return LBFGSMemory(flat, xp.zeros_like(flat), pairs, pairs, count)
@@ -122,9 +106,9 @@ class LBFGS:
             The memory with the new curvature pair.
         """
         memory = optimizer_state
-        xp = namespace(*_tree.tree_leaves(params))
-        point = _flatten(xp, params)
-        grad = _flatten(xp, grads)
+        point, unravel = _tree.ravel_tree(params)
+        grad, _ = _tree.ravel_tree(grads)
+        xp = namespace(point)
         step = point - memory.previous_params
         change = grad - memory.previous_grad
         curvature = xp.sum(step * change)
@@ -144,7 +128,7 @@ class LBFGS:
         refused = (memory.count >= 0.0) & xp.all(step == 0.0)
         count = xp.where(refused, xp.zeros_like(count), count)
         direction = self._two_loop(xp, grad, steps, changes, count)
-        new_params = _unflatten(xp, point - direction, params)
+        new_params = unravel(point - direction)
         return new_params, LBFGSMemory(point, grad, steps, changes, count)
 
     def _two_loop(
