@@ -72,6 +72,27 @@ def test_cho_solve_and_inverse_match_numpy(backend):
     np.testing.assert_allclose(to_numpy(linalg.cho_inverse(chol)), np.linalg.inv(a), rtol=1e-10)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_cho_inverse_of_one_matrix_matches_numpy(backend, dtype):
+    # One 2-D NumPy factor takes LAPACK's potri; the other libraries a triangular solve.
+    rng = np.random.default_rng(12)
+    a = _spd(rng, 5).astype(dtype)
+    chol = linalg.cholesky(backend.asarray(a))
+    inverse = linalg.cho_inverse(chol)
+    assert inverse.dtype == chol.dtype
+    result = to_numpy(inverse)
+    rtol = 1e-10 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(result, np.linalg.inv(a.astype(np.float64)), rtol=rtol, atol=rtol)
+    np.testing.assert_array_equal(result, result.T)
+
+
+def test_cho_inverse_of_a_singular_numpy_factor_raises():
+    chol = np.tril(np.ones((3, 3)))
+    chol[1, 1] = 0.0
+    with pytest.raises(np.linalg.LinAlgError):
+        linalg.cho_inverse(chol)
+
+
 def test_symmetrize_and_outer(backend):
     rng = np.random.default_rng(3)
     a = rng.normal(size=(2, 3, 3))

@@ -336,6 +336,35 @@ class ExponentialFamily:
         """
         return self.natural_to_standard(self.mean_to_natural(mean))
 
+    #: Whether :meth:`natural_cotangent` is implemented in closed form.
+    has_natural_cotangent: bool = False
+
+    def natural_cotangent(self, standard: Any, standard_cotangent: Any) -> Any:
+        """Chain a gradient in the standard parameters into one in the natural parameters.
+
+        The vector-Jacobian product of :meth:`natural_to_standard` at the natural point
+        whose standard parameters are ``standard``. SNGD's MLE form needs the gradient of a
+        loss with respect to the natural parameters; with this closed form it
+        differentiates the loss only in the standard parameters, which it gets from the
+        mean parameters without a factorisation. Families with
+        :attr:`has_natural_cotangent` ``False`` are differentiated through
+        :meth:`natural_to_standard` instead.
+
+        Parameters
+        ----------
+        standard : named tuple of arrays
+            Standard parameters (:attr:`standard_type`), possibly with leading batch axes.
+        standard_cotangent : named tuple of arrays
+            The gradient of a scalar with respect to ``standard`` (same layout).
+
+        Returns
+        -------
+        named tuple of arrays
+            The gradient of the same scalar with respect to the natural parameters
+            (:attr:`natural_type` layout).
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form natural cotangent")
+
     def standard_to_mean(self, standard: Any) -> Any:
         """Return the mean parameters of standard parameters ``standard``.
 

@@ -163,6 +163,38 @@ class Gaussian(ExponentialFamily):
         cov = linalg.symmetrize(mean.second_moment) - linalg.matrix_outer(mean.mean, mean.mean)
         return GaussianStandard(mean.mean, cov)
 
+    has_natural_cotangent = True
+
+    def natural_cotangent(
+        self, standard: GaussianStandard, standard_cotangent: GaussianStandard
+    ) -> GaussianNatural:
+        """Return ``(Σg, 2Σ sym(G)Σ + (Σg)μᵀ + μ(Σg)ᵀ)`` from ``(g, G) = (∂/∂μ, ∂/∂Σ)``.
+
+        With ``Σ = (-2 sym J)⁻¹`` and ``μ = Σh``: ``dΣ = 2Σ sym(dJ) Σ`` and
+        ``dμ = dΣ h + Σ dh``, so ``∂/∂h = Σg`` and ``∂/∂J = 2 sym(Σ(G + ghᵀ)Σ)``, where
+        ``Σghᵀ Σ = (Σg)μᵀ``. Two matrix products, no factorisation; the result is symmetric,
+        as a gradient taken through :meth:`natural_to_standard` (which reads ``sym J``) is.
+
+        Parameters
+        ----------
+        standard : GaussianStandard
+            ``(μ, Σ)``, possibly with leading batch axes.
+        standard_cotangent : GaussianStandard
+            ``(g, G)``: the gradient of a scalar with respect to ``μ`` and ``Σ``.
+
+        Returns
+        -------
+        GaussianNatural
+            The gradient of the same scalar with respect to ``(h, J)``.
+        """
+        cov = standard.cov
+        grad_mean, grad_cov = standard_cotangent
+        cov_grad_mean = matvec(cov, grad_mean)
+        sandwich = cov @ linalg.symmetrize(grad_cov) @ cov
+        cross = linalg.matrix_outer(cov_grad_mean, standard.mean)
+        cross = cross + linalg.matrix_outer(standard.mean, cov_grad_mean)
+        return GaussianNatural(cov_grad_mean, 2.0 * linalg.symmetrize(sandwich) + cross)
+
     def standard_to_mean(self, standard: GaussianStandard) -> GaussianMean:
         """Return ``(μ, Σ + μμᵀ)``."""
         second = linalg.symmetrize(standard.cov) + linalg.matrix_outer(

@@ -138,6 +138,17 @@ def sngd_direction(
     """
     _check_form(form)
     family = surrogate_map.family
+    closed_form_chain = getattr(family, "has_natural_cotangent", False)
+    if form == "mle" and closed_form_chain and not _supplies_gradient(backend):
+        # Differentiate in the standard parameters, which the mean parameters give without
+        # a factorisation, and chain into the natural ones in closed form: the round trip
+        # mean → natural → standard costs a Gaussian two factorisations, two inverses and
+        # their derivatives, O(d³) each. (A user-supplied gradient keeps its own
+        # coordinates, the natural ones.)
+        standard = family.mean_to_standard(surrogate_params)
+        found = _direction_in_standard(surrogate_map, standard, objective, aux, backend)
+        direction = family.natural_cotangent(standard, found.direction)
+        return SNGDDirection(found.loss, _as_layout(surrogate_params, direction), found.aux_grad)
     dual, to_standard = _dual_and_converter(surrogate_map, form, surrogate_params)
     has_aux = bool(tree_leaves(aux))
     leaves = tree_leaves(dual) + tree_leaves(aux)
@@ -157,15 +168,49 @@ def sngd_direction(
     # Matrix blocks are stored in full (non-minimal) coordinates; a symmetric gradient keeps
     # the updated parameters symmetric.
     direction = family.symmetrize(direction)
+    return SNGDDirection(loss, _as_layout(surrogate_params, direction), aux_grad)
+
+
+def _supplies_gradient(backend: str | AutodiffBackend | None) -> bool:
+    """Whether ``backend`` is a user-supplied gradient (it fixes the coordinates)."""
+    return isinstance(backend, autodiff.CustomGradient)
+
+
+def _direction_in_standard(
+    surrogate_map: SurrogateMap,
+    standard: Any,
+    objective: Objective,
+    aux: Any,
+    backend: str | AutodiffBackend | None,
+) -> SNGDDirection:
+    """The loss and its gradients in the standard surrogate parameters and in ``aux``."""
+    has_aux = bool(tree_leaves(aux))
+    ad = autodiff.get_backend(backend, *tree_leaves(standard), *tree_leaves(aux))
+
+    def loss_of(standard_params: Any, unconstrained_aux: Any) -> Array:
+        return objective(
+            surrogate_map.to_target(standard_params, surrogate_map.aux_forward(unconstrained_aux))
+        )
+
+    if has_aux:
+        loss, (grad, aux_grad) = ad.value_and_grad(lambda both: loss_of(*both))((standard, aux))
+    else:
+        loss, grad = ad.value_and_grad(lambda params: loss_of(params, aux))(standard)
+        aux_grad = aux
+    return SNGDDirection(loss, grad, aux_grad)
+
+
+def _as_layout(surrogate_params: Any, direction: Any) -> Any:
+    """``direction`` rebuilt with the (possibly nested) named-tuple structure of the state."""
     if hasattr(surrogate_params, "_fields") and not isinstance(direction, type(surrogate_params)):
-        # Rebuild with the full (possibly nested) structure of the state, e.g. a mixture's
-        # MixtureMean(weights, GammaMean(...)): flattening to leaves alone loses the nesting.
+        # E.g. a mixture's MixtureMean(weights, GammaMean(...)): flattening to leaves alone
+        # loses the nesting.
         from surrogate_natgrad import _tree
 
         direction = _tree.tree_unflatten(
             _tree.tree_structure(surrogate_params), tree_leaves(direction)
         )
-    return SNGDDirection(loss, direction, aux_grad)
+    return direction
 
 
 #: Most doublings of an auxiliary step that keeps lowering the loss (see ``SNGD._safe_aux``).
