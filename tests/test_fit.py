@@ -270,6 +270,22 @@ def test_minibatch_step_size_decays(e1, step_decay):
     assert np.all(ratio <= 1.0 + 1e-12) and np.mean(ratio == 1.0) > 0.5
 
 
+def test_default_step_decay_is_faster_when_batches_have_fewer_rows_than_columns():
+    """With d = 40 columns and batches of 10 rows the default τ is 100·10/40 = 25 steps."""
+    from surrogate_natgrad.distributions import SkewNormal
+
+    rng = np.random.default_rng(3)
+    data = rng.normal(size=(400, 40))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        result = fit(SkewNormal, data, batch_size=10, max_iter=8, step_size=0.05, seed=0)
+    proposed = 0.05 / np.sqrt(1.0 + np.arange(8) / 25.0)
+    taken = result.history.step_size[1:]
+    ratio = taken / proposed
+    np.testing.assert_allclose(ratio, 2.0 ** np.round(np.log2(ratio)), rtol=1e-12)
+    assert np.all(ratio <= 1.0 + 1e-12) and np.mean(ratio == 1.0) > 0.5
+
+
 def test_init_errors(e1):
     with pytest.raises(DomainError, match=r"'p'"):
         fit(NegativeBinomial, e1.data, init={"n": 2.0, "p": 1.5})

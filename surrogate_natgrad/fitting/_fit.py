@@ -68,6 +68,18 @@ _NONFINITE = 4
 _SINGULAR_FISHER = 5
 
 
+def _default_step_decay(batch_size: int, counts: Array) -> float:
+    """``100·min(1, batch_size/d)`` steps, ``d`` the number of data columns.
+
+    A minibatch's second moment has rank at most ``batch_size``: with more columns than
+    that, a step size that stays large averages too few batches for a full-rank scale
+    estimate, and the fit stalls at a noise floor (the skew-normal at d = 1000, batch 100:
+    held-out NLL 1126 at step 140 with a decay of 100 steps, 1019 with 10).
+    """
+    columns = int(math.prod(counts.shape[1:])) if counts.ndim > 1 else 1
+    return _DEFAULT_STEP_DECAY * min(1.0, batch_size / columns)
+
+
 def _resolve_distribution(distribution: object) -> type[Distribution]:
     names = registered()
     if isinstance(distribution, str):
@@ -507,8 +519,10 @@ def fit(
     step_decay : float, optional
         With minibatches, the step size at step ``t`` of SNGD, NGD and GD is
         ``step_size / √(1 + (t - 1)/step_decay)``: large steps early, then smaller ones below
-        the noise floor a fixed step leaves on a minibatch estimate. Default 100 for
-        minibatch fits; ``float("inf")`` keeps the step fixed. Not used by Adam and BFGS, nor
+        the noise floor a fixed step leaves on a minibatch estimate. Default
+        ``100·min(1, batch_size/d)`` for minibatch fits of ``d``-column data (faster decay
+        when a batch has fewer rows than the data have columns); ``float("inf")`` keeps the
+        step fixed. Not used by Adam and BFGS, nor
         by full-batch fits (their line searches choose the step).
     parameterization : {"cholesky", "precision"}, optional
         The baselines' square root ``W`` of a scale (or correlation) matrix: ``Ω = WᵀW``
@@ -610,8 +624,9 @@ def fit(
     search = _resolve_line_search(line_search, method, minibatch)
     decay: float | None = None
     if minibatch and method in ("sngd", "ngd", "gd"):
-        decay = _DEFAULT_STEP_DECAY if step_decay is None else float(step_decay)
-        decay = None if math.isinf(decay) else decay
+        assert batch_size is not None
+        decay = _default_step_decay(batch_size, counts) if step_decay is None else step_decay
+        decay = None if math.isinf(decay) else float(decay)
     max_iter = max_iter if max_iter is not None else (1000 if minibatch else 500)
     eps = dtype_eps(xp, counts.dtype)
     stopping = StoppingRule(
