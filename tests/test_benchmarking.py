@@ -64,6 +64,23 @@ def test_summary_picks_best_step_size_and_peer_tolerance():
     assert [e["step_size"] for e in summary["tuning"]["gd"]] == [0.1, 1.0]
 
 
+def test_step_over_floor_uses_the_median_step_not_the_evaluations():
+    # Nine steps of 10 ms and one of 910 ms (a step with a full-data evaluation): the mean
+    # is 100 ms, the step 10 ms; the floor is 5 ms.
+    times = [0.0]
+    for step in [0.01] * 9 + [0.91]:
+        times.append(times[-1] + step)
+    record = benchmarking.RunRecord(
+        problem="X", method="sngd", step_size=None, loss=[1.0] * 11, time=times, n_iter=10,
+        final_loss=1.0, total_seconds=1.0,
+    )
+    summary = benchmarking.summarize({"name": "X", "runs": [record], "floor": {"floor_ms": 5.0}})
+    row = summary["rows"][0]
+    assert row["ms_per_step"] == pytest.approx(100.0)
+    assert row["median_ms_per_step"] == pytest.approx(10.0)
+    assert row["step_over_floor"] == pytest.approx(2.0)
+
+
 @pytest.fixture(scope="module")
 def e1_quick(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
