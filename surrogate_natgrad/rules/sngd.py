@@ -146,29 +146,19 @@ def sngd_direction(
         # their derivatives, O(d³) each. (A user-supplied gradient keeps its own
         # coordinates, the natural ones.)
         standard = family.mean_to_standard(surrogate_params)
-        found = _direction_in_standard(surrogate_map, standard, objective, aux, backend)
+        found = _gradients(surrogate_map, standard, _same, objective, aux, backend)
         direction = family.natural_cotangent(standard, found.direction)
         return SNGDDirection(found.loss, _as_layout(surrogate_params, direction), found.aux_grad)
     dual, to_standard = _dual_and_converter(surrogate_map, form, surrogate_params)
-    has_aux = bool(tree_leaves(aux))
-    leaves = tree_leaves(dual) + tree_leaves(aux)
-    ad = autodiff.get_backend(backend, *leaves)
-
-    def loss_of(dual_params: Any, unconstrained_aux: Any) -> Array:
-        target = surrogate_map.to_target(
-            to_standard(dual_params), surrogate_map.aux_forward(unconstrained_aux)
-        )
-        return objective(target)
-
-    if has_aux:
-        loss, (direction, aux_grad) = ad.value_and_grad(lambda both: loss_of(*both))((dual, aux))
-    else:
-        loss, direction = ad.value_and_grad(lambda d: loss_of(d, aux))(dual)
-        aux_grad = aux
+    found = _gradients(surrogate_map, dual, to_standard, objective, aux, backend)
     # Matrix blocks are stored in full (non-minimal) coordinates; a symmetric gradient keeps
     # the updated parameters symmetric.
-    direction = family.symmetrize(direction)
-    return SNGDDirection(loss, _as_layout(surrogate_params, direction), aux_grad)
+    direction = family.symmetrize(found.direction)
+    return SNGDDirection(found.loss, _as_layout(surrogate_params, direction), found.aux_grad)
+
+
+def _same(params: Any) -> Any:
+    return params
 
 
 def _supplies_gradient(backend: str | AutodiffBackend | None) -> bool:
@@ -176,26 +166,32 @@ def _supplies_gradient(backend: str | AutodiffBackend | None) -> bool:
     return isinstance(backend, autodiff.CustomGradient)
 
 
-def _direction_in_standard(
+def _gradients(
     surrogate_map: SurrogateMap,
-    standard: Any,
+    params: Any,
+    to_standard: Any,
     objective: Objective,
     aux: Any,
     backend: str | AutodiffBackend | None,
 ) -> SNGDDirection:
-    """The loss and its gradients in the standard surrogate parameters and in ``aux``."""
-    has_aux = bool(tree_leaves(aux))
-    ad = autodiff.get_backend(backend, *tree_leaves(standard), *tree_leaves(aux))
+    """The loss and its gradients in ``params`` and in ``aux`` (one reverse pass).
 
-    def loss_of(standard_params: Any, unconstrained_aux: Any) -> Array:
+    ``to_standard`` maps ``params`` to the surrogate's standard parameters.
+    """
+    has_aux = bool(tree_leaves(aux))
+    ad = autodiff.get_backend(backend, *tree_leaves(params), *tree_leaves(aux))
+
+    def loss_of(own_params: Any, unconstrained_aux: Any) -> Array:
         return objective(
-            surrogate_map.to_target(standard_params, surrogate_map.aux_forward(unconstrained_aux))
+            surrogate_map.to_target(
+                to_standard(own_params), surrogate_map.aux_forward(unconstrained_aux)
+            )
         )
 
     if has_aux:
-        loss, (grad, aux_grad) = ad.value_and_grad(lambda both: loss_of(*both))((standard, aux))
+        loss, (grad, aux_grad) = ad.value_and_grad(lambda both: loss_of(*both))((params, aux))
     else:
-        loss, grad = ad.value_and_grad(lambda params: loss_of(params, aux))(standard)
+        loss, grad = ad.value_and_grad(lambda own: loss_of(own, aux))(params)
         aux_grad = aux
     return SNGDDirection(loss, grad, aux_grad)
 
