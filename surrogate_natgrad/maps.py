@@ -227,6 +227,12 @@ class SurrogateMap:
         ``domain(surrogate_standard_params) -> 0-d bool array``: where the map is defined
         beyond the surrogate family's own domain (e.g. ``0 < β < 1`` for the negative
         binomial); None means everywhere.
+    name : str, optional
+        Names a map whose derivatives an objective knows in closed form (an objective's
+        ``loss_and_natural_gradient`` recognises it; see
+        :func:`surrogate_natgrad.rules.sngd_direction`), e.g. ``"skew_centred"`` for
+        :func:`~surrogate_natgrad.distributions.SkewNormal.surrogate_map`. None (default)
+        for any other map.
 
     Examples
     --------
@@ -252,6 +258,7 @@ class SurrogateMap:
     from_target: Callable[[Any], tuple[Any, Any]] | None = None
     aux_transforms: Any = None
     domain: Callable[[Any], Array] | None = field(default=None)
+    name: str | None = None
 
     def __post_init__(self) -> None:
         if not callable(self.to_target):
@@ -260,6 +267,8 @@ class SurrogateMap:
             raise DataError("from_target must be callable or None")
         if self.domain is not None and not callable(self.domain):
             raise DataError("domain must be callable or None")
+        if self.name is not None and not isinstance(self.name, str):
+            raise DataError(f"name must be a string or None, got {type(self.name).__name__}")
 
     def aux_forward(self, unconstrained_aux: Any) -> Any:
         """Map unconstrained auxiliary parameters to their constrained values.

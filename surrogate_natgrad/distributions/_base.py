@@ -411,6 +411,50 @@ class Distribution:
         return None
 
     @classmethod
+    def loss_and_natural_gradient(
+        cls,
+        surrogate_map: Any,
+        mean_params: Any,
+        aux: Any,
+        data: Array,
+        weights: Array | None = None,
+        backend: Any = None,
+    ) -> tuple[Array, Any, Any] | None:
+        """:meth:`mean_nll` through ``surrogate_map`` and its SNGD direction, or None.
+
+        Optional member of the fit protocol: :func:`~surrogate_natgrad.fit`'s objectives
+        offer it to :func:`~surrogate_natgrad.rules.sngd_direction`, which uses it instead
+        of differentiating ``mean_nll ∘ to_target`` when it returns a result. A target
+        whose likelihood's gradient has structure on a map it knows (``surrogate_map.name``)
+        can then avoid forming dense matrices that autodiff would (the skew-normal and
+        skew-t on their centred map: O(d²N) instead of O(d³)). The default, None, means
+        "use autodiff".
+
+        Parameters
+        ----------
+        surrogate_map : SurrogateMap
+            The rule's map.
+        mean_params : named tuple of arrays
+            The surrogate's mean parameters (SNGD's MLE form).
+        aux : pytree of arrays
+            The *constrained* auxiliary values.
+        data : array
+            Observations.
+        weights : array, optional
+            Per-observation weights.
+        backend : AutodiffBackend or str, optional
+            The rule's autodiff backend, for any part still differentiated by autodiff.
+
+        Returns
+        -------
+        tuple or None
+            ``(loss, natural_gradient, aux_gradient)``: the mean NLL at
+            ``to_target(mean_to_standard(mean_params), aux)``, its gradient with respect to
+            the surrogate's natural parameters and with respect to ``aux``; or None.
+        """
+        return None
+
+    @classmethod
     def boundary_message(cls, params: Mapping[str, Array]) -> str | None:
         """Say which parameters sit at the edge of the domain, or return None.
 

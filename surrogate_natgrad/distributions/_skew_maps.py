@@ -30,6 +30,10 @@ __all__ = ["skew_normal_map", "skew_normal_mixture_map", "skew_t_map"]
 #: The skew-t's degrees of freedom in fits: ``ν = exp(ℓ) + DF_MINIMUM``.
 DF_MINIMUM = 2.0
 
+#: ``SurrogateMap.name`` of the centred skew-normal and skew-t maps (their likelihoods'
+#: natural gradients are known in closed form: :mod:`._skew_natural`).
+CENTRED_SKEW_MAP = "skew_centred"
+
 
 def _omega(cov: Array) -> Array:
     xp = namespace(cov)
@@ -119,7 +123,9 @@ def skew_normal_map(dim: int) -> SurrogateMap:
         mean, cov, skew = _direct_to_centred(target)
         return GaussianStandard(mean, cov), {"skew": skew}
 
-    return SurrogateMap(Gaussian(dim), to_target, from_target, {"skew": Identity()}, None)
+    return SurrogateMap(
+        Gaussian(dim), to_target, from_target, {"skew": Identity()}, None, name=CENTRED_SKEW_MAP
+    )
 
 
 def skew_t_map(dim: int) -> SurrogateMap:
@@ -152,7 +158,9 @@ def skew_t_map(dim: int) -> SurrogateMap:
         return GaussianStandard(mean, cov), {"skew": skew, "df": target["df"]}
 
     transforms = {"skew": Identity(), "df": ExpPlus(DF_MINIMUM)}
-    return SurrogateMap(Gaussian(dim), to_target, from_target, transforms, None)
+    return SurrogateMap(
+        Gaussian(dim), to_target, from_target, transforms, None, name=CENTRED_SKEW_MAP
+    )
 
 
 def skew_normal_mixture_map(dim: int, n_components: int) -> SurrogateMap:

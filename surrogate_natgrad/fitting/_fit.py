@@ -317,7 +317,7 @@ class _Method:
         cls = self.cls
         views = _LibraryViews(self.bridge, counts, frequencies)
         if self.method == "sngd":
-            return lambda target: cls.mean_nll(target, *views.matching(target))
+            return _TargetObjective(cls, views)
         from_coords = self.from_coords
         return lambda coords: cls.mean_nll(from_coords(coords), *views.matching(coords))
 
@@ -343,6 +343,32 @@ def _baseline_coordinates(
             f"{cls.__name__} has no precision coordinates (to_unconstrained_precision)"
         )
     return to_coords, from_coords
+
+
+class _TargetObjective:
+    """``cls.mean_nll`` on fixed data, as a function of the target parameters.
+
+    SNGD's rule also asks it for the class's closed-form direction
+    (:meth:`Distribution.loss_and_natural_gradient`), which replaces autodiff through the
+    surrogate map where the class has one.
+    """
+
+    def __init__(self, cls: type[Distribution], views: _LibraryViews) -> None:
+        self.cls = cls
+        self.views = views
+
+    def __call__(self, target: Any) -> Array:
+        return self.cls.mean_nll(target, *self.views.matching(target))
+
+    def loss_and_natural_gradient(
+        self, surrogate_map: Any, mean_params: Any, aux: Any, backend: Any
+    ) -> tuple[Array, Any, Any] | None:
+        """The class's closed-form loss and SNGD direction on this data, or None."""
+        supply = getattr(self.cls, "loss_and_natural_gradient", None)
+        if supply is None:  # a duck-typed class without the optional member
+            return None
+        data, weights = self.views.matching(mean_params)
+        return supply(surrogate_map, mean_params, aux, data, weights, backend=backend)
 
 
 class _LibraryViews:

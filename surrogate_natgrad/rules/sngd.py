@@ -122,7 +122,13 @@ def sngd_direction(
     surrogate_params : named tuple of arrays
         Mean parameters (``form="mle"``) or natural parameters (``form="vi"``).
     objective : callable
-        ``objective(target_params) -> scalar loss``.
+        ``objective(target_params) -> scalar loss``. In the MLE form, an objective that
+        also has a method ``loss_and_natural_gradient(surrogate_map, mean_params, aux,
+        backend)`` (``aux`` constrained) returning ``(loss, natural_gradient,
+        aux_gradient)`` or None supplies the direction in closed form when it returns one
+        (:meth:`Distribution.loss_and_natural_gradient
+        <surrogate_natgrad.distributions.Distribution.loss_and_natural_gradient>`; the
+        objectives of :func:`~surrogate_natgrad.fit` do).
     form : {"mle", "vi"}
         Which SNGD form.
     aux : pytree of arrays
@@ -138,6 +144,10 @@ def sngd_direction(
     """
     _check_form(form)
     family = surrogate_map.family
+    if form == "mle" and not _supplies_gradient(backend):
+        supplied = _objective_direction(surrogate_map, surrogate_params, objective, aux, backend)
+        if supplied is not None:
+            return supplied
     closed_form_chain = getattr(family, "has_natural_cotangent", False)
     if form == "mle" and closed_form_chain and not _supplies_gradient(backend):
         # Differentiate in the standard parameters, which the mean parameters give without
@@ -155,6 +165,32 @@ def sngd_direction(
     # the updated parameters symmetric.
     direction = family.symmetrize(found.direction)
     return SNGDDirection(found.loss, _as_layout(surrogate_params, direction), found.aux_grad)
+
+
+def _objective_direction(
+    surrogate_map: SurrogateMap,
+    mean_params: Any,
+    objective: Objective,
+    aux: Any,
+    backend: str | AutodiffBackend | None,
+) -> SNGDDirection | None:
+    """The direction from the objective's own ``loss_and_natural_gradient``, or None."""
+    supply = getattr(objective, "loss_and_natural_gradient", None)
+    if supply is None:
+        return None
+    ad = autodiff.get_backend(backend, *tree_leaves(mean_params), *tree_leaves(aux))
+    has_aux = bool(tree_leaves(aux))
+    if has_aux:
+        # The objective differentiates in the constrained values; chain to the rule's.
+        constrained, pullback = ad.vjp(surrogate_map.aux_forward, aux)
+    else:
+        constrained, pullback = aux, None
+    found = supply(surrogate_map, mean_params, constrained, ad)
+    if found is None:
+        return None
+    loss, natural_gradient, constrained_grad = found
+    aux_grad = pullback(constrained_grad)[0] if pullback is not None else aux
+    return SNGDDirection(loss, _as_layout(mean_params, natural_gradient), aux_grad)
 
 
 def _same(params: Any) -> Any:
