@@ -93,6 +93,41 @@ def test_cho_inverse_of_a_singular_numpy_factor_raises():
         linalg.cho_inverse(chol)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("batch", [(), (1,), (2, 3)])
+def test_cholesky_reads_the_lower_triangle_and_matches_the_definition(backend, dtype, batch):
+    # NumPy matrices (and stacks of matrices of at least 64 rows) take LAPACK's potrf;
+    # the reference is the definition L Lᵀ = A with L lower triangular, positive diagonal.
+    rng = np.random.default_rng(21)
+    n = 70
+    factors = rng.normal(size=(*batch, n, n)) / np.sqrt(n)
+    a = factors @ np.swapaxes(factors, -1, -2) + np.eye(n)
+    garbage = np.triu(np.full((n, n), 7.0), 1)  # above the diagonal: must not be read
+    given = np.tril(a) + garbage
+    chol = to_numpy(linalg.cholesky(backend.asarray(given.astype(dtype))))
+    assert chol.shape == a.shape and chol.dtype == dtype
+    np.testing.assert_array_equal(chol, np.tril(chol))
+    assert np.all(np.diagonal(chol, axis1=-2, axis2=-1) > 0)
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    rebuilt = chol.astype(np.float64) @ np.swapaxes(chol.astype(np.float64), -1, -2)
+    np.testing.assert_allclose(rebuilt, a, rtol=rtol, atol=rtol)
+
+
+def test_cholesky_of_a_numpy_matrix_that_is_not_positive_definite_raises():
+    a = np.diag([1.0, -1.0, 2.0])
+    with pytest.raises(np.linalg.LinAlgError, match="not positive definite"):
+        linalg.cholesky(a)
+    stack = np.stack([np.eye(64), -np.eye(64)])
+    with pytest.raises(np.linalg.LinAlgError):
+        linalg.cholesky(stack)
+    np.testing.assert_array_equal(linalg.is_positive_definite(stack), [True, False])
+    # A Fortran-ordered (non-contiguous C) view gives the same factor.
+    spd = _spd(np.random.default_rng(2), 6)
+    np.testing.assert_allclose(
+        linalg.cholesky(np.asfortranarray(spd)), np.linalg.cholesky(spd), rtol=1e-14
+    )
+
+
 def test_symmetrize_and_outer(backend):
     rng = np.random.default_rng(3)
     a = rng.normal(size=(2, 3, 3))

@@ -410,7 +410,9 @@ class EighResult(NamedTuple):
 
 @primitive
 def _cholesky_2d(x: Any) -> Any:
-    return np.linalg.cholesky(x)
+    from surrogate_natgrad._compat._lapack import is_lapack_matrix, lapack_cholesky
+
+    return lapack_cholesky(x) if is_lapack_matrix(x) else np.linalg.cholesky(x)  # see _lapack
 
 
 def _cholesky_2d_vjp(lower: Any, x: Any) -> Any:
