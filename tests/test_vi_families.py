@@ -407,3 +407,17 @@ def test_step_decay_shrinks_natural_gradient_steps_and_is_validated():
     np.testing.assert_allclose(fixed.history.step_size[1:], 0.05)
     with pytest.raises(DataError, match="step_decay"):
         fit_vi(problem.model, "skew_normal", step_decay=-1.0, **common)
+
+
+def test_default_step_decay_follows_the_draws_per_dimension():
+    """d = 10 with 4 draws per step: τ = 100·4/10 = 40 steps; 10 draws or more: 100."""
+    problem = get("E6", size="quick")
+    common = dict(init=problem.init, seed=0, max_iter=12, line_search=None)
+    few = fit_vi(problem.model, "skew_normal", n_samples=4, **common)
+    np.testing.assert_allclose(
+        few.history.step_size[1:], 0.05 / np.sqrt(1.0 + np.arange(12) / 40.0), rtol=1e-12
+    )
+    enough = fit_vi(problem.model, "skew_normal", n_samples=10, **common)
+    np.testing.assert_allclose(
+        enough.history.step_size[1:], 0.05 / np.sqrt(1.0 + np.arange(12) / 100.0), rtol=1e-12
+    )

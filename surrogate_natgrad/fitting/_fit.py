@@ -37,6 +37,7 @@ from surrogate_natgrad.fitting._result import FitHistory, FitResult
 from surrogate_natgrad.fitting._stopping import (
     StoppingRule,
     default_gtol,
+    default_step_decay,
     default_tol,
     diverged_message,
     has_diverged,
@@ -62,22 +63,14 @@ DISTRIBUTIONS: dict[str, type[Distribution]] = registered()
 _LINE_SEARCHES = ("auto", None, "backtracking", "armijo", "grid")
 # Rule statuses (surrogate_natgrad.rules.Status) that end a fit.
 _ACCEPTED = (0, 1)  # OK, BACKTRACKED
-#: Characteristic number of steps of the default minibatch step-size decay.
-_DEFAULT_STEP_DECAY = 100.0
 _NONFINITE = 4
 _SINGULAR_FISHER = 5
 
 
 def _default_step_decay(batch_size: int, counts: Array) -> float:
-    """``100·min(1, batch_size/d)`` steps, ``d`` the number of data columns.
-
-    A minibatch's second moment has rank at most ``batch_size``: with more columns than
-    that, a step size that stays large averages too few batches for a full-rank scale
-    estimate, and the fit stalls at a noise floor (the skew-normal at d = 1000, batch 100:
-    held-out NLL 1126 at step 140 with a decay of 100 steps, 1019 with 10).
-    """
+    """:func:`default_step_decay` for minibatches of ``batch_size`` rows of ``counts``."""
     columns = int(math.prod(counts.shape[1:])) if counts.ndim > 1 else 1
-    return _DEFAULT_STEP_DECAY * min(1.0, batch_size / columns)
+    return default_step_decay(batch_size, columns)
 
 
 def _resolve_distribution(distribution: object) -> type[Distribution]:

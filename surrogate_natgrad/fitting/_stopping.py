@@ -13,7 +13,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-__all__ = ["STATUS_MESSAGES", "StoppingRule", "default_gtol", "default_tol"]
+__all__ = [
+    "STATUS_MESSAGES",
+    "StoppingRule",
+    "default_gtol",
+    "default_step_decay",
+    "default_tol",
+]
 
 #: Human-readable explanation of each final status.
 STATUS_MESSAGES = {
@@ -51,6 +57,36 @@ def default_tol(eps: float) -> float:
         The tolerance.
     """
     return float(eps**0.625)
+
+
+#: Characteristic number of steps of the default step-size decay of stochastic fits.
+STEP_DECAY_STEPS = 100.0
+
+
+def default_step_decay(samples_per_step: int, dim: int) -> float:
+    """Default decay of a stochastic fit's step: ``100·min(1, samples_per_step/dim)`` steps.
+
+    A gradient estimated from ``n`` samples (minibatch rows, Monte Carlo draws) moves a
+    ``d × d`` second moment by a matrix of rank at most ``n``. With fewer samples per step
+    than dimensions, a step size that stays large averages too few estimates for a
+    full-rank matrix and the fit stalls at a noise floor; the faster decay averages more.
+    Measured: skew-normal MLE at d = 1000 with batches of 100, held-out NLL at step 140
+    1126 with a decay of 100 steps, 1019 with 10; skew-normal VI at d = 100 with 10
+    draws, −ELBO at step 1000 71.3 with 100 steps, 70.2 with 10.
+
+    Parameters
+    ----------
+    samples_per_step : int
+        Samples behind each gradient estimate.
+    dim : int
+        Dimension of the estimated matrix (data columns, variational dimension).
+
+    Returns
+    -------
+    float
+        The decay ``τ`` of ``step_size / √(1 + (t - 1)/τ)``.
+    """
+    return STEP_DECAY_STEPS * min(1.0, samples_per_step / max(dim, 1))
 
 
 def default_gtol(eps: float) -> float:
