@@ -1483,7 +1483,9 @@ def machine_info() -> dict[str, Any]:
     dict
         ``cpu``, ``cores`` (logical), ``cores_available`` (this process's affinity),
         ``load_average`` (1, 5, 15 minutes: other work sharing the machine), ``os``,
-        ``python``, ``versions`` (package -> version or None), ``git`` (``commit``, ``dirty``).
+        ``python``, ``versions`` (package -> version or None), ``git`` (``commit``,
+        ``dirty``), ``blas_threads`` (the ``OPENBLAS/MKL/OMP_NUM_THREADS`` settings, None
+        where unset).
     """
     try:
         available = len(os.sched_getaffinity(0))
@@ -1515,6 +1517,12 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "versions": versions,
         "git": _git_commit(),
+        # Thread-count settings of the BLAS libraries (unset: the library's default, one
+        # thread per core): on small virtual machines they change step times severalfold.
+        "blas_threads": {
+            name: os.environ.get(name)
+            for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
+        },
     }
 
 
@@ -1811,11 +1819,17 @@ def _commit_label(run: dict[str, Any]) -> str:
 
 
 def _where(run: dict[str, Any]) -> str:
-    """Where ``run`` ran, e.g. ``", backend torch on cuda"``; empty for NumPy on the CPU."""
+    """Where ``run`` ran, e.g. ``", backend torch on cuda"``; empty for NumPy on the CPU.
+
+    BLAS thread settings, when the run had any, are named too (``", OPENBLAS_NUM_THREADS=1"``).
+    """
     backend, device = run.get("backend"), run.get("device")
+    threads = "".join(
+        f", {name}={value}" for name, value in (run.get("blas_threads") or {}).items() if value
+    )
     if backend in (None, "numpy") and device is None:
-        return ""
-    return f", backend {backend}" + (f" on {device}" if device else "")
+        return threads
+    return f", backend {backend}" + (f" on {device}" if device else "") + threads
 
 
 def write_markdown(

@@ -194,3 +194,18 @@ def test_cli_bench_usage_errors(tmp_path):
 
     assert main(["bench", "E99", "--out", str(tmp_path)]) == 2
     assert main(["bench", "E1", "--methods", "sgd", "--out", str(tmp_path)]) == 2
+
+
+def test_machine_info_records_blas_thread_settings(monkeypatch):
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    info = benchmarking.machine_info()
+    assert info["blas_threads"]["OPENBLAS_NUM_THREADS"] == "1"
+    assert info["blas_threads"]["MKL_NUM_THREADS"] is None
+    run = {"backend": "numpy", "device": None, "blas_threads": info["blas_threads"]}
+    assert benchmarking._where(run) == ", OPENBLAS_NUM_THREADS=1" + (
+        f", OMP_NUM_THREADS={info['blas_threads']['OMP_NUM_THREADS']}"
+        if info["blas_threads"]["OMP_NUM_THREADS"]
+        else ""
+    )
+    assert benchmarking._where({"backend": "numpy", "device": None}) == ""
