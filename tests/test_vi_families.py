@@ -410,14 +410,14 @@ def test_step_decay_shrinks_natural_gradient_steps_and_is_validated():
 
 
 def test_default_step_decay_follows_the_draws_per_dimension():
-    """d = 10 with 4 draws per step: τ = 100·4/10 = 40 steps; 10 draws or more: 100."""
+    """d = 10 with 2 draws per step: τ = 100·2/10 = 20 steps after 100 - 20 = 80 fixed steps;
+    with 10 draws or more: τ = 100 from the first step."""
     problem = get("E6", size="quick")
-    common = dict(init=problem.init, seed=0, max_iter=12, line_search=None)
-    few = fit_vi(problem.model, "skew_normal", n_samples=4, **common)
-    np.testing.assert_allclose(
-        few.history.step_size[1:], 0.05 / np.sqrt(1.0 + np.arange(12) / 40.0), rtol=1e-12
-    )
-    enough = fit_vi(problem.model, "skew_normal", n_samples=10, **common)
+    common = dict(init=problem.init, seed=0, line_search=None)
+    few = fit_vi(problem.model, "skew_normal", n_samples=2, max_iter=90, **common)
+    expected = np.concatenate([np.full(80, 0.05), 0.05 / np.sqrt(1.0 + np.arange(10) / 20.0)])
+    np.testing.assert_allclose(few.history.step_size[1:], expected, rtol=1e-12)
+    enough = fit_vi(problem.model, "skew_normal", n_samples=10, max_iter=12, **common)
     np.testing.assert_allclose(
         enough.history.step_size[1:], 0.05 / np.sqrt(1.0 + np.arange(12) / 100.0), rtol=1e-12
     )
