@@ -610,7 +610,72 @@ def _check_fit_scale(name: str, params: Mapping[str, Array]) -> None:
 # ----------------------------------------------------------------------------------------
 
 
-class SkewNormal(Distribution):
+class _CentredSkewDirection:
+    """SNGD's MLE direction on the centred Gaussian map in closed form (skew-elliptical targets).
+
+    A target class lists it before :class:`Distribution` and sets ``_pointwise`` to its
+    ``pointwise(parts, dim)`` log-density (see :func:`quadratic_form_nll`).
+    """
+
+    @staticmethod
+    def _pointwise(parts: Mapping[str, Array], dim: int) -> Array:
+        """Log-densities from ``parts`` (each target class supplies its own)."""
+        raise NotImplementedError
+
+    @classmethod
+    def loss_and_natural_gradient(
+        cls,
+        surrogate_map: Any,
+        mean_params: Any,
+        aux: Any,
+        data: Array,
+        weights: Array | None = None,
+        backend: Any = None,
+    ) -> tuple[Array, Any, Any] | None:
+        """Mean NLL and SNGD's MLE direction on the centred Gaussian map, in closed form.
+
+        See :meth:`Distribution.loss_and_natural_gradient`: on the class's
+        ``surrogate_map`` the gradient in the Gaussian's natural parameters costs O(d²N)
+        for ``N`` observations after one Cholesky factorisation, where autodiff forms
+        ``Ω⁻¹`` and ``Σ G Σ`` (O(d³)). Other maps, batched parameters and traced inputs
+        return None.
+
+        Parameters
+        ----------
+        surrogate_map : SurrogateMap
+            The rule's map.
+        mean_params : GaussianMean
+            ``(μ, Σ + μμᵀ)``.
+        aux : mapping
+            The constrained auxiliary values (``"skew"``, and ``"df"`` for the skew-t).
+        data : array, shape ``(N, d)``
+            Observations.
+        weights : array, shape ``(N,)``, optional
+            Per-observation weights.
+        backend : AutodiffBackend or str, optional
+            Differentiates the elementwise part of the log-density.
+
+        Returns
+        -------
+        tuple or None
+            ``(loss, GaussianNatural gradient, aux gradient)``, or None.
+        """
+        from surrogate_natgrad.distributions._skew_natural import centred_skew_natural_gradient
+
+        dim = int(data.shape[-1])
+        pointwise = cls._pointwise
+        return centred_skew_natural_gradient(
+            surrogate_map,
+            mean_params,
+            aux,
+            data,
+            weights,
+            lambda parts: pointwise(parts, dim),
+            backend,
+        )
+
+
+class SkewNormal(_CentredSkewDirection, Distribution):
     """Multivariate skew-normal ``SN_d(ξ, Ω, α)`` (Azzalini; as R's ``sn`` package).
 
     ``p(x) = 2 φ_d(x - ξ; Ω) Φ(αᵀ ω⁻¹ (x - ξ))`` with ``ω = sqrt(diag Ω)``.
@@ -645,6 +710,7 @@ class SkewNormal(Distribution):
     discrete: ClassVar[bool] = False
     fit_options: ClassVar[tuple[str, ...]] = ()
     aliases: ClassVar[tuple[str, ...]] = ("skew_normal", "skew-normal")
+    _pointwise = staticmethod(_skew_normal_pointwise)
 
     def __init__(self, loc: object, scale: object, alpha: object, *, validate: bool = True):
         self._init_params({"loc": loc, "scale": scale, "alpha": alpha}, validate)
@@ -707,56 +773,6 @@ class SkewNormal(Distribution):
             )
         events = {"loc": 1, "scale": 2, "alpha": 1}
         return batched_mean_nll(SkewNormal.log_prob_from_params, params, events, data, weights)
-
-    @classmethod
-    def loss_and_natural_gradient(
-        cls,
-        surrogate_map: Any,
-        mean_params: Any,
-        aux: Any,
-        data: Array,
-        weights: Array | None = None,
-        backend: Any = None,
-    ) -> tuple[Array, Any, Any] | None:
-        """Mean NLL and SNGD's MLE direction on the centred Gaussian map, in closed form.
-
-        See :meth:`Distribution.loss_and_natural_gradient`: on :meth:`surrogate_map` the
-        gradient in the Gaussian's natural parameters costs O(d²N) for ``N`` observations
-        after one Cholesky factorisation, where autodiff forms ``Ω⁻¹`` and ``Σ G Σ``
-        (O(d³)). Other maps, batched parameters and traced inputs return None.
-
-        Parameters
-        ----------
-        surrogate_map : SurrogateMap
-            The rule's map.
-        mean_params : GaussianMean
-            ``(μ, Σ + μμᵀ)``.
-        aux : mapping
-            The constrained auxiliary values (``"skew"``).
-        data : array, shape ``(N, d)``
-            Observations.
-        weights : array, shape ``(N,)``, optional
-            Per-observation weights.
-        backend : AutodiffBackend or str, optional
-            Differentiates the elementwise part of the log-density.
-
-        Returns
-        -------
-        tuple or None
-            ``(loss, GaussianNatural gradient, aux gradient)``, or None.
-        """
-        from surrogate_natgrad.distributions._skew_natural import centred_skew_natural_gradient
-
-        dim = int(data.shape[-1])
-        return centred_skew_natural_gradient(
-            surrogate_map,
-            mean_params,
-            aux,
-            data,
-            weights,
-            lambda parts: _skew_normal_pointwise(parts, dim),
-            backend,
-        )
 
     # -------------------------------------------------------------- moments
 

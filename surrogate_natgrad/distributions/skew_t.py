@@ -26,6 +26,7 @@ from surrogate_natgrad._compat import Array, linalg, namespace
 from surrogate_natgrad.distributions._base import Distribution, check_parameter
 from surrogate_natgrad.distributions.skew_normal import (
     _autograd_traced_single,
+    _CentredSkewDirection,
     _check_matrix_shapes,
     _check_scale,
     _finite,
@@ -176,7 +177,7 @@ def _df_valid(xp: Any, value: Array) -> Array:
     return xp.logical_and(xp.isfinite(value), value > 0)
 
 
-class SkewT(Distribution):
+class SkewT(_CentredSkewDirection, Distribution):
     """Multivariate skew-t ``ST_d(ξ, Ω, α, ν)`` of Azzalini and Capitanio (2003).
 
     ``p(x) = 2 t_d(x; ξ, Ω, ν) T_{ν+d}(αᵀω⁻¹(x - ξ) sqrt((ν+d)/(Q+ν)))``.
@@ -215,6 +216,7 @@ class SkewT(Distribution):
     discrete: ClassVar[bool] = False
     fit_options: ClassVar[tuple[str, ...]] = ()
     aliases: ClassVar[tuple[str, ...]] = ("skew_t", "skew-t")
+    _pointwise = staticmethod(_skew_t_pointwise)
 
     def __init__(
         self, loc: object, scale: object, alpha: object, df: object, *, validate: bool = True
@@ -288,56 +290,6 @@ class SkewT(Distribution):
             )
         events = {"loc": 1, "scale": 2, "alpha": 1, "df": 0}
         return batched_mean_nll(SkewT.log_prob_from_params, params, events, data, weights)
-
-    @classmethod
-    def loss_and_natural_gradient(
-        cls,
-        surrogate_map: Any,
-        mean_params: Any,
-        aux: Any,
-        data: Array,
-        weights: Array | None = None,
-        backend: Any = None,
-    ) -> tuple[Array, Any, Any] | None:
-        """Mean NLL and SNGD's MLE direction on the centred Gaussian map, in closed form.
-
-        See :meth:`Distribution.loss_and_natural_gradient`: on :meth:`surrogate_map` the
-        gradient in the Gaussian's natural parameters costs O(d²N) for ``N`` observations
-        after one Cholesky factorisation, where autodiff forms ``Ω⁻¹`` and ``Σ G Σ``
-        (O(d³)). Other maps, batched parameters and traced inputs return None.
-
-        Parameters
-        ----------
-        surrogate_map : SurrogateMap
-            The rule's map.
-        mean_params : GaussianMean
-            ``(μ, Σ + μμᵀ)``.
-        aux : mapping
-            The constrained auxiliary values (``"skew"``, ``"df"``).
-        data : array, shape ``(N, d)``
-            Observations.
-        weights : array, shape ``(N,)``, optional
-            Per-observation weights.
-        backend : AutodiffBackend or str, optional
-            Differentiates the elementwise part of the log-density.
-
-        Returns
-        -------
-        tuple or None
-            ``(loss, GaussianNatural gradient, aux gradient)``, or None.
-        """
-        from surrogate_natgrad.distributions._skew_natural import centred_skew_natural_gradient
-
-        dim = int(data.shape[-1])
-        return centred_skew_natural_gradient(
-            surrogate_map,
-            mean_params,
-            aux,
-            data,
-            weights,
-            lambda parts: _skew_t_pointwise(parts, dim),
-            backend,
-        )
 
     def _b(self) -> Array:
         special = _special()
