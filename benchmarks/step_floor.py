@@ -49,6 +49,8 @@ def measure(problem: str, steps: int) -> dict[str, Any]:
     floor = result["floor"]
     return {
         "problem": problem,
+        # The code measured is this process's (PYTHONPATH = this checkout): record its commit.
+        "git": benchmarking.machine_info()["git"],
         "step_ms": row["median_ms_per_step"],
         "floor_ms": floor["floor_ms"],
         "data_pass_ms": floor["data_pass_ms"],
@@ -132,8 +134,10 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                     flush=True,
                 )
+    machine = benchmarking.machine_info()
+    machine["git"] = samples[0]["git"] if samples else machine["git"]
     results = {
-        "machine": benchmarking.machine_info(),
+        "machine": machine,
         "settings": {"problems": args.problems, "threads": args.threads, "steps": args.steps},
         "samples": samples,
         "rows": summarize(samples),
