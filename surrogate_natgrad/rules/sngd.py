@@ -180,16 +180,16 @@ def _objective_direction(
         return None
     ad = autodiff.get_backend(backend, *tree_leaves(mean_params), *tree_leaves(aux))
     has_aux = bool(tree_leaves(aux))
-    if has_aux:
-        # The objective differentiates in the constrained values; chain to the rule's.
-        constrained, pullback = ad.vjp(surrogate_map.aux_forward, aux)
-    else:
-        constrained, pullback = aux, None
+    constrained = surrogate_map.aux_forward(aux) if has_aux else aux
     found = supply(surrogate_map, mean_params, constrained, ad)
     if found is None:
         return None
     loss, natural_gradient, constrained_grad = found
-    aux_grad = pullback(constrained_grad)[0] if pullback is not None else aux
+    aux_grad = aux
+    if has_aux:
+        # The objective differentiates in the constrained values; chain to the rule's.
+        _, pullback = ad.vjp(surrogate_map.aux_forward, aux)
+        aux_grad = pullback(constrained_grad)[0]
     return SNGDDirection(loss, _as_layout(mean_params, natural_gradient), aux_grad)
 
 
