@@ -86,6 +86,16 @@ def test_cho_inverse_of_one_matrix_matches_numpy(backend, dtype):
     np.testing.assert_array_equal(result, result.T)
 
 
+def test_cho_inverse_of_a_stack_of_large_matrices_matches_numpy(backend):
+    # NumPy stacks of matrices with at least 64 rows take potri one matrix at a time.
+    rng = np.random.default_rng(14)
+    factors = rng.normal(size=(2, 70, 70)) / np.sqrt(70)
+    a = factors @ np.swapaxes(factors, -1, -2) + np.eye(70)
+    result = to_numpy(linalg.cho_inverse(linalg.cholesky(backend.asarray(a))))
+    np.testing.assert_allclose(result, np.linalg.inv(a), rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(result, np.swapaxes(result, -1, -2))
+
+
 def test_cho_inverse_of_a_singular_numpy_factor_raises():
     chol = np.tril(np.ones((3, 3)))
     chol[1, 1] = 0.0

@@ -20,7 +20,7 @@ The auxiliary values handed to ``to_target`` are the constrained ones
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 from surrogate_natgrad._compat import Array, namespace
 from surrogate_natgrad.maps import ExpPlus, Identity, SurrogateMap
@@ -66,13 +66,31 @@ def _centred_to_direct(mean: Array, cov: Array, skew: Array) -> tuple[Array, Arr
     xp = namespace(mean, cov, skew)
     sigma_eta = _matvec(cov, skew)
     p = xp.sum(skew * sigma_eta, axis=-1)
-    root = xp.sqrt((1.0 - p) ** 2 + 4.0 * (1.0 - _C) * p)
-    q = _positive_root(xp, p, root)
-    omega_eta = sigma_eta * xp.expand_dims((1.0 + q) / (1.0 + (1.0 - _C) * q), axis=-1)
-    beta = omega_eta / xp.expand_dims(xp.sqrt(1.0 + q), axis=-1)
+    beta = sigma_eta * xp.expand_dims(_beta_factor(xp, p).phi, axis=-1)
     scale = cov + _C * (xp.expand_dims(beta, axis=-1) * xp.expand_dims(beta, axis=-2))
     loc = mean - math.sqrt(_C) * beta
     return loc, scale
+
+
+class _BetaFactor(NamedTuple):
+    """``β = φ Ση`` and the intermediates its derivative needs (see :func:`_beta_factor`)."""
+
+    q: Array
+    root: Array
+    damping: Array
+    phi: Array
+
+
+def _beta_factor(xp: Any, p: Array) -> _BetaFactor:
+    """``φ(p)`` with ``β = φ Ση``, ``p = ηᵀΣη``: ``φ = (1 + q) / ((1 + (1 - c) q) sqrt(1 + q))``.
+
+    Also ``q = ηᵀΩη`` (:func:`_positive_root`), the discriminant's square root ``root``
+    (``q'(p) = (1 + q)/root``) and ``damping = 1 / (1 + (1 - c) q)``.
+    """
+    root = xp.sqrt((1.0 - p) ** 2 + 4.0 * (1.0 - _C) * p)
+    q = _positive_root(xp, p, root)
+    damping = 1.0 / (1.0 + (1.0 - _C) * q)
+    return _BetaFactor(q, root, damping, (1.0 + q) * damping / xp.sqrt(1.0 + q))
 
 
 def _positive_root(xp: Any, p: Array, root: Array) -> Array:

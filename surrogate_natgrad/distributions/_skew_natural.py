@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from surrogate_natgrad._compat import Array, is_autograd_box, linalg, namespace
-from surrogate_natgrad.distributions._skew_maps import _C, CENTRED_SKEW_MAP, _positive_root
+from surrogate_natgrad.distributions._skew_maps import _C, CENTRED_SKEW_MAP, _beta_factor
 from surrogate_natgrad.distributions.skew_normal import sum_last, weighted_nll, whiten
 
 __all__ = ["centred_skew_natural_gradient"]
@@ -95,15 +95,13 @@ def centred_skew_natural_gradient(
     xp = namespace(mean, second, skew, data)
     outer = linalg.matrix_outer
 
-    # Forward: the map (μ, Σ, η) → (ξ, Ω), then the likelihood's pieces.
-    cov = linalg.symmetrize(second) - outer(mean, mean)
+    # Forward: the map (μ, Σ, η) → (ξ, Ω) as _centred_to_direct, keeping the
+    # intermediates; then the likelihood's pieces.
+    cov = surrogate_map.family.mean_to_standard(mean_params).cov
     cov_skew = cov @ skew  # s = Ση
     p = xp.sum(skew * cov_skew)
-    root = xp.sqrt((1.0 - p) ** 2 + 4.0 * (1.0 - _C) * p)
-    q = _positive_root(xp, p, root)
-    damping = 1.0 / (1.0 + (1.0 - _C) * q)
-    phi = xp.sqrt(1.0 + q) * damping  # β = φ(p) s
-    beta = phi * cov_skew
+    q, root, damping, phi = _beta_factor(xp, p)
+    beta = phi * cov_skew  # β = φ(p) s
     scale = cov + _C * outer(beta, beta)
     loc = mean - math.sqrt(_C) * beta
     chol = linalg.cholesky(scale)

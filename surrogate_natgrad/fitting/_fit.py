@@ -357,11 +357,10 @@ class _TargetObjective:
         self, surrogate_map: Any, mean_params: Any, aux: Any, backend: Any
     ) -> tuple[Array, Any, Any] | None:
         """The class's closed-form loss and SNGD direction on this data, or None."""
-        supply = getattr(self.cls, "loss_and_natural_gradient", None)
-        if supply is None:  # a duck-typed class without the optional member
-            return None
         data, weights = self.views.matching(mean_params)
-        return supply(surrogate_map, mean_params, aux, data, weights, backend=backend)
+        return self.cls.loss_and_natural_gradient(
+            surrogate_map, mean_params, aux, data, weights, backend=backend
+        )
 
 
 class _LibraryViews:

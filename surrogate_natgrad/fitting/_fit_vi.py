@@ -655,7 +655,7 @@ def fit_vi(
     elif not exact:
         decay = default_step_decay(n_samples, dimension)
         # The step stays put for the first 100 - τ steps: far from the optimum large steps
-        # gain more than the noise they leave (E6: −ELBO 79.6 at step 100 against 121.8
+        # gain more than the noise they leave (E6: −ELBO 79.4 at step 100 against 121.8
         # with the decay from the start), and the fast decay then removes the noise floor.
         decay_start = STEP_DECAY_STEPS - decay
     if decay is not None and math.isinf(decay):

@@ -144,21 +144,22 @@ def sngd_direction(
     """
     _check_form(form)
     family = surrogate_map.family
+    # A user-supplied gradient keeps its own coordinates (the natural ones) and route.
     if form == "mle" and not _supplies_gradient(backend):
         supplied = _objective_direction(surrogate_map, surrogate_params, objective, aux, backend)
         if supplied is not None:
             return supplied
-    closed_form_chain = getattr(family, "has_natural_cotangent", False)
-    if form == "mle" and closed_form_chain and not _supplies_gradient(backend):
-        # Differentiate in the standard parameters, which the mean parameters give without
-        # a factorisation, and chain into the natural ones in closed form: the round trip
-        # mean → natural → standard costs a Gaussian two factorisations, two inverses and
-        # their derivatives, O(d³) each. (A user-supplied gradient keeps its own
-        # coordinates, the natural ones.)
-        standard = family.mean_to_standard(surrogate_params)
-        found = _gradients(surrogate_map, standard, _same, objective, aux, backend)
-        direction = family.natural_cotangent(standard, found.direction)
-        return SNGDDirection(found.loss, _as_layout(surrogate_params, direction), found.aux_grad)
+        if getattr(family, "has_natural_cotangent", False):
+            # Differentiate in the standard parameters, which the mean parameters give
+            # without a factorisation, and chain into the natural ones in closed form: the
+            # round trip mean → natural → standard costs a Gaussian two factorisations, two
+            # inverses and their derivatives, O(d³) each.
+            standard = family.mean_to_standard(surrogate_params)
+            found = _gradients(surrogate_map, standard, _same, objective, aux, backend)
+            direction = family.natural_cotangent(standard, found.direction)
+            return SNGDDirection(
+                found.loss, _as_layout(surrogate_params, direction), found.aux_grad
+            )
     dual, to_standard = _dual_and_converter(surrogate_map, form, surrogate_params)
     found = _gradients(surrogate_map, dual, to_standard, objective, aux, backend)
     # Matrix blocks are stored in full (non-minimal) coordinates; a symmetric gradient keeps
